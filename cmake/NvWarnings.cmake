@@ -4,7 +4,9 @@ add_library(nv_warnings INTERFACE)
 target_compile_options(nv_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast
   -Wnon-virtual-dtor -Woverloaded-virtual -Wsuggest-override -Wzero-as-null-pointer-constant
-  -Wcast-qual -Wformat=2)
+  -Wcast-qual -Wformat=2
+  # Designated initializers that leave members at their defaults are intended.
+  -Wno-missing-field-initializers)
 if(NV_WERROR)
   target_compile_options(nv_warnings INTERFACE -Werror)
 endif()

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: Apache-2.0
+# nanovisor: the two commands are `make run` and `make test`; everything else is a step of them.
+#   make deps       install missing Debian packages (idempotent, quiet when all present)
+#   make / build    configure and build every binary into build/
+#   make kernel     build (or reuse) the guest kernel, cached outside the checkout
+#   make initramfs  pack the static agent into the guest initramfs (cached)
+#   make images     build the default busybox OCI image into build/images/
+#   make run        build what is missing, then run a command in a micro-VM
+#   make test       unit + kvm + e2e tests, ASan/UBSan unit tests, short fuzz runs
+#   make fuzz       every fuzz target for FUZZ_SECONDS each (default 60)
+#   make bench      benchmarks against peers; writes bench/results/latest.{md,json}
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 60
+export NANOVISOR_CACHE ?= /var/cache/nanovisor
+
+.PHONY: deps build kernel initramfs images run test test-asan test-fuzz fuzz bench clean
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	@scripts/deps.sh
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
+
+build: $(BUILD)/build.ninja
+	@scripts/deps.sh
+	@ninja -C $(BUILD) -j $(JOBS) --quiet 2>/dev/null || ninja -C $(BUILD) -j $(JOBS)
+
+kernel: deps
+	@guest-kernel/build.sh >/dev/null
+
+run: build kernel
+	@scripts/run.sh $(BUILD)
+
+test: build kernel
+	@scripts/test.sh $(BUILD)
+
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(BUILD)-fuzz
+
+bench: build kernel
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

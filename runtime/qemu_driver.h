@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+// The qemu driver: starts qemu-system-x86_64 directly (no daemon) with a QMP socket, direct
+// kernel boot, virtio disks, a virtio-serial agent channel on a Unix socket, console to a file.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/vm.h"
+
+namespace nv::runtime {
+
+enum class Accel { kTcg, kKvm };
+
+struct QemuOptions {
+  std::string binary = "qemu-system-x86_64";
+  Accel accel = Accel::kTcg;
+  // QEMU's own seccomp sandbox (-sandbox on,...), when this QEMU build supports it.
+  bool sandbox = true;
+};
+
+// The full QEMU command line for a VM (pure; unit-tested).
+[[nodiscard]] std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options);
+
+// The kernel command line every driver passes before spec.cmdline.
+[[nodiscard]] std::string baseKernelCmdline(bool pci, const std::string& channel);
+
+class QemuDriver final : public Driver {
+ public:
+  explicit QemuDriver(QemuOptions options) : options_(std::move(options)) {}
+  [[nodiscard]] std::string name() const override { return "qemu"; }
+  [[nodiscard]] Result<std::unique_ptr<Vm>> create(const VmSpec& spec) override;
+
+ private:
+  QemuOptions options_;
+};
+
+}  // namespace nv::runtime

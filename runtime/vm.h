@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+// The hypervisor driver interface shared by the CLI and the shim: one VM per sandbox, started
+// by one of three drivers (builtin nanovisor-vmm, qemu, libvirt). See docs/architecture.md.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace nv::runtime {
+
+// A disk handed to the guest. The guest finds it by `serial` (/sys/block/vdX/serial).
+struct DiskSpec {
+  std::filesystem::path path;   // raw image file
+  std::string serial;           // ≤ 20 bytes (virtio-blk ID limit), [A-Za-z0-9_-]
+  bool read_only = true;
+};
+
+// Everything a driver needs to start a VM. Plain data; validate() checks it.
+struct VmSpec {
+  std::string id;                       // sandbox id, [A-Za-z0-9_.-], ≤ 64 chars
+  std::filesystem::path dir;            // per-sandbox runtime dir (sockets, logs); must exist
+  std::filesystem::path kernel;         // vmlinux (qemu microvm, builtin) 
+  std::filesystem::path kernel_bzimage; // bzImage (libvirt `pc`); empty: derived from kernel
+  std::filesystem::path initramfs;
+  std::string cmdline;                  // appended to the driver's own arguments
+  uint32_t cpus = 1;
+  uint64_t memory_mib = 256;
+  std::vector<DiskSpec> disks;
+  bool pci = false;                     // machine with PCI hotplug (pods) instead of microvm
+
+  [[nodiscard]] Result<void> validate() const;
+};
+
+struct VmStats {
+  uint64_t vmm_rss_bytes = 0;           // resident memory of the VMM process
+  uint64_t vmm_cpu_usec = 0;
+};
+
+// A running VM. Owned by the process that created it; destroying it kills the VM.
+class Vm {
+ public:
+  virtual ~Vm() = default;
+  // Unix socket connected to the guest agent's channel; one host connection at a time.
+  [[nodiscard]] virtual std::filesystem::path agentSocket() const = 0;
+  // Host pid of the VMM process (QEMU or nanovisor-vmm).
+  [[nodiscard]] virtual pid_t vmmPid() const = 0;
+  // Adds a disk while the VM runs (pods: one rootfs per container).
+  [[nodiscard]] virtual Result<void> addDisk(const DiskSpec& disk) = 0;
+  // Waits for the VMM to exit by itself (the guest rebooted or crashed). Errc::kTimeout if not.
+  [[nodiscard]] virtual Result<void> wait(std::chrono::milliseconds timeout) = 0;
+  // Stops the VM now without waiting for the guest; idempotent.
+  virtual void kill() = 0;
+  [[nodiscard]] virtual Result<VmStats> stats() const = 0;
+  // Why the VMM ended, for error messages ("qemu exited with status 1: <last log line>").
+  [[nodiscard]] virtual std::string exitReason() const = 0;
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  [[nodiscard]] virtual std::string name() const = 0;
+  [[nodiscard]] virtual Result<std::unique_ptr<Vm>> create(const VmSpec& spec) = 0;
+};
+
+// Reads a process's resident set and CPU time from /proc.
+[[nodiscard]] Result<VmStats> processStats(pid_t pid);
+
+}  // namespace nv::runtime

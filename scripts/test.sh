@@ -11,13 +11,7 @@ build=${1:-build}
 jobs=$(nproc)
 status=0
 
-start_daemon() {  # start_daemon NAME: start a libvirt daemon unless it runs already
-  if ! pgrep -x "$1" >/dev/null; then
-    "$1" -d 2>/dev/null || echo "test: could not start $1; libvirt tests will skip" >&2
-  fi
-}
-start_daemon virtlogd
-start_daemon libvirtd
+scripts/host-setup.sh
 
 echo "== tests: unit, kvm, e2e ($build)"
 ctest --test-dir "$build" -LE fuzz --output-on-failure -j "$jobs" || status=1

@@ -19,7 +19,9 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 export NANOVISOR_CACHE ?= /var/cache/nanovisor
 
-.PHONY: deps build kernel initramfs images run test test-asan test-fuzz fuzz bench clean
+.PHONY: deps build kernel initramfs images run test fuzz bench clean
+
+SHARE := $(BUILD)/share/nanovisor
 
 deps:
 	@scripts/deps.sh
@@ -32,19 +34,29 @@ build: $(BUILD)/build.ninja
 	@scripts/deps.sh
 	@ninja -C $(BUILD) -j $(JOBS) --quiet 2>/dev/null || ninja -C $(BUILD) -j $(JOBS)
 
+# The guest artifacts live in a cache outside the checkout; build/share/nanovisor links them
+# where the binaries look by default (<prefix>/share/nanovisor).
 kernel: deps
-	@guest-kernel/build.sh >/dev/null
+	@dir=$$(guest-kernel/build.sh | tail -n 1) && mkdir -p $(SHARE) && \
+	  ln -sfn $$dir/vmlinux $(SHARE)/vmlinux && ln -sfn $$dir/bzImage $(SHARE)/bzImage
 
-run: build kernel
+initramfs: build
+	@cpio=$$(agent/initramfs.sh $(BUILD) | tail -n 1) && mkdir -p $(SHARE) && \
+	  ln -sfn $$cpio $(SHARE)/initramfs.cpio.gz
+
+images: deps
+	@images/busybox/build.sh $(BUILD)/images >/dev/null
+
+run: build kernel initramfs images
 	@scripts/run.sh $(BUILD)
 
-test: build kernel
+test: build kernel initramfs images
 	@scripts/test.sh $(BUILD)
 
 fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(BUILD)-fuzz
 
-bench: build kernel
+bench: build kernel initramfs images
 	@bench/run.sh $(BUILD)
 
 clean:

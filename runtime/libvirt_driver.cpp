@@ -173,15 +173,29 @@ std::string libvirtDomainXml(const VmSpec& spec, const LibvirtOptions& options) 
   return x;
 }
 
-Result<std::unique_ptr<Vm>> LibvirtDriver::create(const VmSpec& spec) {
-  NV_TRY(spec.validate());
+namespace {
+
+Result<ConnectPtr> openConnection(const std::string& uri) {
   virSetErrorFunc(nullptr, silentLibvirtErrors);
-  ConnectPtr conn(virConnectOpen(options_.uri.c_str()));
+  ConnectPtr conn(virConnectOpen(uri.c_str()));
   if (!conn) {
     return fail(Errc::kUnavailable,
-                "libvirt at " + options_.uri + " is not reachable (" + lastLibvirtError() +
+                "libvirt at " + uri + " is not reachable (" + lastLibvirtError() +
                     "); start it with 'virtlogd -d && libvirtd -d' or 'systemctl start libvirtd'");
   }
+  return conn;
+}
+
+}  // namespace
+
+Result<void> libvirtReachable(const std::string& uri) {
+  NV_TRY(openConnection(uri));
+  return {};
+}
+
+Result<std::unique_ptr<Vm>> LibvirtDriver::create(const VmSpec& spec) {
+  NV_TRY(spec.validate());
+  NV_ASSIGN_OR_RETURN(ConnectPtr conn, openConnection(options_.uri));
   std::string xml = libvirtDomainXml(spec, options_);
   log::get("libvirt")->debug("domain XML:\n{}", xml);
   DomainPtr domain(virDomainCreateXML(conn.get(), xml.c_str(), VIR_DOMAIN_START_AUTODESTROY));

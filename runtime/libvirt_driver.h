@@ -19,6 +19,9 @@ struct LibvirtOptions {
 // The domain XML for a VM (pure; unit-tested). Values are XML-escaped.
 [[nodiscard]] std::string libvirtDomainXml(const VmSpec& spec, const LibvirtOptions& options);
 
+// Opens and closes a connection: Errc::kUnavailable with a how-to-start hint when it fails.
+[[nodiscard]] Result<void> libvirtReachable(const std::string& uri);
+
 class LibvirtDriver final : public Driver {
  public:
   explicit LibvirtDriver(LibvirtOptions options) : options_(std::move(options)) {}

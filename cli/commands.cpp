@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// Commands that work on sandbox state and the host: ps, inspect, rm, logs, check.
+#include <signal.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "runtime/host_probe.h"
+#include "runtime/state.h"
+
+namespace nv::cli {
+namespace {
+
+std::string age(int64_t unix_time) {
+  if (unix_time <= 0) return "-";
+  int64_t s = static_cast<int64_t>(std::time(nullptr)) - unix_time;
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m";
+  if (s < 86400) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+std::string joined(const std::vector<std::string>& words, size_t max) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out.size() > max ? out.substr(0, max - 3) + "..." : out;
+}
+
+}  // namespace
+
+Result<runtime::RuntimeConfig> loadConfig(const GlobalOptions& global) {
+  NV_ASSIGN_OR_RETURN(auto config,
+                      runtime::RuntimeConfig::load(global.config_path, global.config_explicit));
+  if (!global.state_dir.empty()) config.state_dir = global.state_dir;
+  if (!global.image_root.empty()) config.image_root = global.image_root;
+  if (!global.hypervisor.empty()) config.hypervisor = global.hypervisor;
+  if (!global.log_level.empty()) config.log_level = global.log_level;
+  NV_TRY(config.validate());
+  return config;
+}
+
+Result<int> parseSignal(const std::string& text) {
+  static const std::pair<const char*, int> kSignals[] = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+      {"STOP", SIGSTOP}, {"WINCH", SIGWINCH}};
+  std::string name = text.rfind("SIG", 0) == 0 ? text.substr(3) : text;
+  for (const auto& [n, number] : kSignals) {
+    if (name == n) return number;
+  }
+  if (!name.empty() && name.size() <= 2 && name.find_first_not_of("0123456789") == std::string::npos) {
+    int number = std::stoi(name);
+    if (number >= 1 && number <= 64) return number;
+  }
+  return fail(Errc::kInvalidArgument, "unknown signal '" + text + "'");
+}
+
+Result<int> psCommand(const GlobalOptions& global, bool all) {
+  NV_ASSIGN_OR_RETURN(auto config, loadConfig(global));
+  runtime::StateStore store(config.state_dir);
+  NV_ASSIGN_OR_RETURN(auto sandboxes, store.list());
+  std::printf("%-14s %-24s %-28s %-10s %-8s %s\n", "ID", "IMAGE", "COMMAND", "STATUS", "CREATED",
+              "DRIVER");
+  for (const auto& s : sandboxes) {
+    std::string status = s.liveStatus();
+    if (!all && status != "running" && status != "creating") continue;
+    if (status == "exited") status += " (" + std::to_string(s.exit_code) + ")";
+    std::printf("%-14s %-24s %-28s %-10s %-8s %s\n", s.id.c_str(), s.image.substr(0, 24).c_str(),
+                joined(s.command, 28).c_str(), status.c_str(), age(s.created_unix).c_str(),
+                s.driver.c_str());
+  }
+  return 0;
+}
+
+Result<int> inspectCommand(const GlobalOptions& global, const std::string& id) {
+  NV_ASSIGN_OR_RETURN(auto config, loadConfig(global));
+  runtime::StateStore store(config.state_dir);
+  NV_ASSIGN_OR_RETURN(auto full_id, store.resolve(id));
+  std::ifstream in(store.dir(full_id) / "state.json");
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) return fail(Errc::kInvalidArgument, "state of " + full_id + " is corrupt");
+  NV_ASSIGN_OR_RETURN(auto state, store.load(full_id));
+  j["status"] = state.liveStatus();
+  j["dir"] = store.dir(full_id).string();
+  std::cout << j.dump(2) << "\n";
+  return 0;
+}
+
+Result<int> logsCommand(const GlobalOptions& global, const std::string& id) {
+  NV_ASSIGN_OR_RETURN(auto config, loadConfig(global));
+  runtime::StateStore store(config.state_dir);
+  NV_ASSIGN_OR_RETURN(auto full_id, store.resolve(id));
+  std::ifstream in(store.dir(full_id) / "output.log", std::ios::binary);
+  if (!in) return fail(Errc::kNotFound, "sandbox " + full_id + " has no log (it ran attached)");
+  std::cout << in.rdbuf();
+  std::cout.flush();
+  return 0;
+}
+
+Result<int> checkCommand(const GlobalOptions& global) {
+  NV_ASSIGN_OR_RETURN(auto config, loadConfig(global));
+  bool required_ok = true;
+  for (const auto& item : runtime::hostChecks(config)) {
+    const char* mark = item.ok ? "ok  " : (item.required ? "FAIL" : "no  ");
+    std::printf("[%s] %s: %s\n", mark, item.name.c_str(), item.detail.c_str());
+    if (!item.ok && !item.fix.empty()) std::printf("       fix: %s\n", item.fix.c_str());
+    required_ok = required_ok && (item.ok || !item.required);
+  }
+  return required_ok ? 0 : 1;
+}
+
+}  // namespace nv::cli

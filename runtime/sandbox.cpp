@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "runtime/sandbox.h"
+
+#include <unistd.h>
+
+#include <ctime>
+#include <fstream>
+#include <thread>
+
+#include "common/logging.h"
+#include "runtime/host_probe.h"
+#include "runtime/libvirt_driver.h"
+#include "runtime/qemu_driver.h"
+
+namespace nv::runtime {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr const char* kRootfsSerial = "rootfs";
+
+int64_t nowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+}  // namespace
+
+Result<std::unique_ptr<Driver>> makeDriver(const std::string& name, const RuntimeConfig& config,
+                                           bool kvm_unmodified_guests) {
+  const Accel accel = kvm_unmodified_guests ? Accel::kKvm : Accel::kTcg;
+  if (name == "qemu") {
+    return std::make_unique<QemuDriver>(QemuOptions{.binary = config.qemu_binary, .accel = accel});
+  }
+  if (name == "libvirt") {
+    return std::make_unique<LibvirtDriver>(LibvirtOptions{.uri = config.libvirt_uri, .accel = accel});
+  }
+  if (name == "builtin") {
+    return fail(Errc::kUnsupported,
+                "the builtin driver (nanovisor-vmm) is not available in this build yet; "
+                "use --hypervisor qemu");
+  }
+  return fail(Errc::kInvalidArgument, "unknown hypervisor driver '" + name + "'");
+}
+
+Result<std::unique_ptr<Sandbox>> Sandbox::start(const RuntimeConfig& config,
+                                                const StateStore& store, SandboxConfig sandbox) {
+  std::unique_ptr<Sandbox> s(new Sandbox(config, store, std::move(sandbox)));
+  if (auto booted = s->boot(); !booted) {
+    s->finish(-1, booted.error().message());
+    return tl::unexpected(booted.error());
+  }
+  return s;
+}
+
+Result<void> Sandbox::boot() {
+  HostCapabilities caps = probeHost(runtime_);
+  const std::string driver_name = resolveDriver(runtime_, caps);
+  NV_ASSIGN_OR_RETURN(driver_, makeDriver(driver_name, runtime_, caps.kvm_unmodified_guests));
+  NV_ASSIGN_OR_RETURN(auto dir, store_.create(config_.id));
+
+  state_.id = config_.id;
+  state_.image = config_.image;
+  state_.command = config_.command;
+  state_.status = "creating";
+  state_.driver = driver_name;
+  state_.owner_pid = ::getpid();
+  state_.cpus = config_.cpus;
+  state_.memory_mib = config_.memory_mib;
+  state_.auto_remove = config_.auto_remove;
+  state_.created_unix = nowUnix();
+  NV_TRY(store_.save(state_));
+
+  VmSpec spec;
+  spec.id = config_.id;
+  spec.dir = dir;
+  spec.kernel = runtime_.kernel;
+  spec.initramfs = runtime_.initramfs;
+  spec.cpus = config_.cpus;
+  spec.memory_mib = config_.memory_mib;
+  spec.disks = {{.path = config_.rootfs_image, .serial = kRootfsSerial, .read_only = true}};
+  if (!runtime_.log_level.empty()) spec.cmdline = "nanovisor.log=" + runtime_.log_level;
+  NV_ASSIGN_OR_RETURN(vm_, driver_->create(spec));
+  state_.vmm_pid = vm_->vmmPid();
+  NV_TRY(store_.save(state_));
+
+  auto agent = AgentClient::connect(vm_->agentSocket(), milliseconds(runtime_.agent_timeout_ms));
+  if (!agent) {
+    std::string why = vm_->wait(milliseconds(0)) ? vm_->exitReason() : agent.error().message();
+    return fail(Errc::kUnavailable, "the guest agent did not answer: " + why +
+                                        " (console log: " + (dir / "console.log").string() + ")");
+  }
+  agent_ = std::move(*agent);
+  NV_ASSIGN_OR_RETURN(proxy_, AgentProxy::start(dir / "api.sock", agent_));
+
+  nanovisor::agent::v1::CreateSandboxRequest create_sandbox;
+  create_sandbox.set_sandbox_id(config_.id);
+  create_sandbox.set_hostname(config_.hostname);
+  create_sandbox.mutable_policy()->set_exec_allowed(config_.exec_allowed);
+  NV_TRY(agent_->call<nanovisor::agent::v1::CreateSandboxResponse>("CreateSandbox",
+                                                                    create_sandbox));
+
+  // Kept for `exec`, which starts from the container's process settings.
+  {
+    std::ofstream spec_file(dir / "config.json");
+    spec_file << config_.oci_spec.dump(2) << "\n";
+  }
+  nanovisor::agent::v1::CreateContainerRequest create;
+  create.set_container_id(config_.id);
+  create.set_oci_spec_json(config_.oci_spec.dump());
+  auto* layer = create.mutable_rootfs()->add_layers();
+  layer->set_serial(kRootfsSerial);
+  layer->set_fstype("erofs");
+  layer->set_readonly(true);
+  layer->set_index(-1);
+  create.mutable_rootfs()->mutable_writable()->set_tmpfs_size_bytes(config_.writable_tmpfs_bytes);
+  NV_TRY(agent_->call<nanovisor::agent::v1::CreateContainerResponse>("CreateContainer", create));
+
+  nanovisor::agent::v1::StartContainerRequest start;
+  start.set_container_id(config_.id);
+  NV_TRY(agent_->call<nanovisor::agent::v1::StartContainerResponse>("StartContainer", start));
+  state_.status = "running";
+  NV_TRY(store_.save(state_));
+  return {};
+}
+
+Result<int> Sandbox::waitInit() {
+  nanovisor::agent::v1::WaitProcessRequest wait;
+  wait.set_container_id(config_.id);
+  auto done = agent_->call<nanovisor::agent::v1::WaitProcessResponse>(
+      "WaitProcess", wait, std::chrono::hours(24 * 365));
+  if (!done) {
+    if (vm_->wait(milliseconds(2000))) {
+      return fail(Errc::kUnavailable, "the sandbox VM stopped: " + vm_->exitReason());
+    }
+    return tl::unexpected(done.error());
+  }
+  return done->exit_status();
+}
+
+void Sandbox::finish(int exit_code, const std::string& error) {
+  if (finished_) return;
+  finished_ = true;
+  if (agent_) agent_->close();
+  if (proxy_) proxy_->stop();
+  proxy_.reset();
+  agent_.reset();
+  if (vm_) vm_->kill();
+  vm_.reset();
+  if (state_.id.empty()) return;  // the state dir was never created
+  if (config_.auto_remove) {
+    (void)store_.remove(config_.id);
+    return;
+  }
+  state_.status = error.empty() ? "exited" : "failed";
+  state_.exit_code = exit_code;
+  state_.error = error;
+  state_.finished_unix = nowUnix();
+  for (const char* socket : {"agent.sock", "qmp.sock", "api.sock"}) {
+    std::error_code ignored;
+    std::filesystem::remove(store_.dir(config_.id) / socket, ignored);
+  }
+  if (auto saved = store_.save(state_); !saved) {
+    log::get("runtime")->warn("saving state of {}: {}", config_.id, saved.error().message());
+  }
+}
+
+Sandbox::~Sandbox() { finish(-1, "interrupted"); }
+
+}  // namespace nv::runtime

@@ -1,0 +1,634 @@
+// SPDX-License-Identifier: Apache-2.0
+// The KVM test guest: a freestanding, polling, IDT-free program. The kernel cmdline picks the
+// test ("test=serial", "test=bootinfo", "test=reset", "test=smp", "test=blk"); results are
+// printed on the 8250 at 0x3F8 and the guest ends by writing a status to the debug-exit port
+// 0xF4 (0x31 = pass, 0x33 = fail) or through the i8042 reset.
+#include <stddef.h>
+#include <stdint.h>
+
+#define PASS 0x31
+#define FAIL 0x33
+
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port) {
+  uint8_t v;
+  __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+  return v;
+}
+static inline void barrier(void) { __asm__ volatile("mfence" ::: "memory"); }
+static inline uint32_t mmio_read(uint64_t addr) { return *(volatile uint32_t*)addr; }
+static inline void mmio_write(uint64_t addr, uint32_t v) { *(volatile uint32_t*)addr = v; }
+
+// The compiler may emit calls to these even with -ffreestanding.
+void* memset(void* dst, int c, size_t n) {
+  uint8_t* d = dst;
+  while (n--) *d++ = (uint8_t)c;
+  return dst;
+}
+void* memcpy(void* dst, const void* src, size_t n) {
+  uint8_t* d = dst;
+  const uint8_t* s = src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+
+static volatile int print_lock;
+static void lock(void) {
+  while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE)) {
+  }
+}
+static void unlock(void) { __atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE); }
+
+static void putc_raw(char c) {
+  while ((inb(0x3FD) & 0x20) == 0) {
+  }
+  outb(0x3F8, (uint8_t)c);
+}
+static void puts_raw(const char* s) {
+  while (*s) putc_raw(*s++);
+}
+static void put_hex(uint64_t v) {
+  static const char digits[] = "0123456789abcdef";
+  puts_raw("0x");
+  int started = 0;
+  for (int shift = 60; shift >= 0; shift -= 4) {
+    int d = (int)((v >> shift) & 0xF);
+    if (d || started || shift == 0) {
+      putc_raw(digits[d]);
+      started = 1;
+    }
+  }
+}
+static void put_dec(uint64_t v) {
+  char buf[24];
+  int i = 0;
+  do {
+    buf[i++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (i) putc_raw(buf[--i]);
+}
+static void finish(uint8_t status) {
+  outb(0xF4, status);
+  for (;;) __asm__ volatile("hlt");
+}
+
+static int str_eq_prefix(const char* s, const char* prefix) {
+  while (*prefix) {
+    if (*s++ != *prefix++) return 0;
+  }
+  return 1;
+}
+// Value of "key=" in the cmdline copied into out (space-terminated), or 0.
+static int cmdline_get(const char* cmdline, const char* key, char* out, int max) {
+  const char* p = cmdline;
+  while (p && *p) {
+    while (*p == ' ') p++;
+    if (str_eq_prefix(p, key)) {
+      while (*key) {
+        key++;
+        p++;
+      }
+      int n = 0;
+      while (*p && *p != ' ' && n < max - 1) out[n++] = *p++;
+      out[n] = 0;
+      return 1;
+    }
+    while (*p && *p != ' ') p++;
+  }
+  return 0;
+}
+static uint64_t parse_dec(const char* s) {
+  uint64_t v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (uint64_t)(*s++ - '0');
+  return v;
+}
+
+// --- boot_params (zero page) fields used here, by offset (Documentation/arch/x86/zero-page.rst)
+#define BP_E820_ENTRIES 0x1E8
+#define BP_HDR_BOOT_FLAG 0x1FE
+#define BP_HDR_HEADER 0x202
+#define BP_HDR_LOADER 0x210
+#define BP_HDR_RAMDISK_IMAGE 0x218
+#define BP_HDR_RAMDISK_SIZE 0x21C
+#define BP_HDR_CMD_LINE_PTR 0x228
+#define BP_HDR_CMDLINE_SIZE 0x238
+#define BP_E820_TABLE 0x2D0
+
+struct e820 {
+  uint64_t addr, size;
+  uint32_t type;
+} __attribute__((packed));
+
+struct hvm_start_info {
+  uint32_t magic, version, flags, nr_modules;
+  uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
+  uint32_t memmap_entries, reserved;
+};
+extern uint64_t pvh_info;
+
+static const char* g_cmdline = "";
+
+static void test_bootinfo(const uint8_t* bp) {
+  if (!bp) {
+    const struct hvm_start_info* info = (const struct hvm_start_info*)pvh_info;
+    puts_raw("pvh magic=");
+    put_hex(info->magic);
+    puts_raw("\n");
+    finish(info->magic == 0x336EC578 ? PASS : FAIL);
+  }
+  int ok = 1;
+  uint16_t boot_flag = *(const uint16_t*)(bp + BP_HDR_BOOT_FLAG);
+  uint32_t header = *(const uint32_t*)(bp + BP_HDR_HEADER);
+  puts_raw("boot_flag=");
+  put_hex(boot_flag);
+  puts_raw(" header=");
+  put_hex(header);
+  puts_raw(" loader=");
+  put_hex(bp[BP_HDR_LOADER]);
+  puts_raw("\n");
+  ok &= boot_flag == 0xAA55 && header == 0x53726448 && bp[BP_HDR_LOADER] == 0xFF;
+  uint8_t n = bp[BP_E820_ENTRIES];
+  const struct e820* map = (const struct e820*)(bp + BP_E820_TABLE);
+  for (int i = 0; i < n; i++) {
+    puts_raw("e820 ");
+    put_hex(map[i].addr);
+    puts_raw(" ");
+    put_hex(map[i].size);
+    puts_raw(" ");
+    put_dec(map[i].type);
+    puts_raw("\n");
+  }
+  uint32_t cmd_ptr = *(const uint32_t*)(bp + BP_HDR_CMD_LINE_PTR);
+  puts_raw("cmdline=[");
+  puts_raw((const char*)(uint64_t)cmd_ptr);
+  puts_raw("] size=");
+  put_dec(*(const uint32_t*)(bp + BP_HDR_CMDLINE_SIZE));
+  puts_raw("\n");
+  puts_raw("ramdisk ");
+  put_hex(*(const uint32_t*)(bp + BP_HDR_RAMDISK_IMAGE));
+  puts_raw(" ");
+  put_hex(*(const uint32_t*)(bp + BP_HDR_RAMDISK_SIZE));
+  puts_raw("\n");
+  // The last e820 RAM entry must really be writable memory: touch its last byte.
+  // (Only when it is inside the 4 GiB the boot page tables map.)
+  uint64_t top = map[n - 1].addr + map[n - 1].size;
+  if (top <= (4ULL << 30)) {
+    volatile uint8_t* last = (volatile uint8_t*)(top - 1);
+    *last = 0x5A;
+    ok &= *last == 0x5A;
+  }
+  finish(ok ? PASS : FAIL);
+}
+
+// --- SMP: every vCPU enters guest_main; APs check in, the BSP waits for all of them.
+static volatile uint32_t cpus_up;
+
+static void test_smp_ap(uint64_t id) {
+  lock();
+  puts_raw("cpu ");
+  put_dec(id);
+  puts_raw(" up\n");
+  unlock();
+  outb(0x3F0, (uint8_t)(200 + id));  // boot-timer mark: one per vCPU
+  __atomic_add_fetch(&cpus_up, 1, __ATOMIC_SEQ_CST);
+  for (;;) __asm__ volatile("hlt");
+}
+
+static void test_smp_bsp(void) {
+  char value[8];
+  uint64_t want = cmdline_get(g_cmdline, "cpus=", value, sizeof value) ? parse_dec(value) : 2;
+  lock();
+  puts_raw("cpu 0 up\n");
+  unlock();
+  outb(0x3F0, 200);
+  __atomic_add_fetch(&cpus_up, 1, __ATOMIC_SEQ_CST);
+  for (uint64_t spins = 0; cpus_up < want; spins++) {
+    if (spins > 2000000000ULL) finish(FAIL);
+    __asm__ volatile("pause");
+  }
+  lock();
+  puts_raw("all ");
+  put_dec(want);
+  puts_raw(" cpus up\n");
+  unlock();
+  finish(PASS);
+}
+
+// --- virtio-blk polling driver (virtio-mmio v2 at 0xd0000000).
+#define VIRTIO_BASE 0xD0000000ULL
+#define QSIZE 16
+struct vdesc {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t flags, next;
+};
+struct vavail {
+  uint16_t flags, idx, ring[QSIZE], used_event;
+};
+struct vused_elem {
+  uint32_t id, len;
+};
+struct vused {
+  uint16_t flags, idx;
+  struct vused_elem ring[QSIZE];
+  uint16_t avail_event;
+};
+static struct vdesc desc[QSIZE] __attribute__((aligned(4096)));
+static struct vavail avail __attribute__((aligned(4096)));
+static struct vused used __attribute__((aligned(4096)));
+struct blk_req {
+  uint32_t type, reserved;
+  uint64_t sector;
+};
+static struct blk_req req_hdr __attribute__((aligned(16)));
+static volatile uint8_t req_status;
+#define CHUNK (1024 * 1024)
+static uint8_t buffer[CHUNK] __attribute__((aligned(4096)));
+static uint16_t avail_idx, used_seen;
+
+// The data pattern (the host test computes the same; keep in sync with blk_guest_test.cpp).
+static uint64_t pattern(uint64_t seed, uint64_t i) {
+  uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ULL ^ seed;
+  x ^= x >> 29;
+  return x * 0xBF58476D1CE4E5B9ULL;
+}
+static uint64_t page_tag(uint64_t seed, uint64_t chunk, uint64_t page) {
+  return ((chunk << 32) | page) ^ seed;
+}
+
+static int blk_init(uint64_t* capacity) {
+  uint64_t b = VIRTIO_BASE;
+  if (mmio_read(b + 0x000) != 0x74726976 || mmio_read(b + 0x004) != 2 || mmio_read(b + 0x008) != 2) {
+    puts_raw("no virtio-blk at 0xd0000000\n");
+    return 0;
+  }
+  mmio_write(b + 0x070, 0);
+  mmio_write(b + 0x070, 1);
+  mmio_write(b + 0x070, 1 | 2);
+  mmio_write(b + 0x024, 0);
+  mmio_write(b + 0x020, 1u << 9);  // FLUSH
+  mmio_write(b + 0x024, 1);
+  mmio_write(b + 0x020, 1);  // VERSION_1
+  mmio_write(b + 0x070, 1 | 2 | 8);
+  if ((mmio_read(b + 0x070) & 8) == 0) {
+    puts_raw("FEATURES_OK refused\n");
+    return 0;
+  }
+  mmio_write(b + 0x030, 0);
+  if (mmio_read(b + 0x034) < QSIZE) return 0;
+  mmio_write(b + 0x038, QSIZE);
+  mmio_write(b + 0x080, (uint32_t)(uint64_t)desc);
+  mmio_write(b + 0x084, 0);
+  mmio_write(b + 0x090, (uint32_t)(uint64_t)&avail);
+  mmio_write(b + 0x094, 0);
+  mmio_write(b + 0x0A0, (uint32_t)(uint64_t)&used);
+  mmio_write(b + 0x0A4, 0);
+  mmio_write(b + 0x044, 1);
+  mmio_write(b + 0x070, 1 | 2 | 8 | 4);
+  *capacity = (uint64_t)mmio_read(b + 0x100) | ((uint64_t)mmio_read(b + 0x104) << 32);
+  return 1;
+}
+
+// One request: header, optional data buffer, status. Returns the status byte (0xFF = timeout).
+static uint8_t blk_request(uint32_t type, uint64_t sector, void* data, uint32_t len) {
+  req_hdr.type = type;
+  req_hdr.reserved = 0;
+  req_hdr.sector = sector;
+  req_status = 0xEE;
+  int n = 0;
+  desc[n] = (struct vdesc){(uint64_t)&req_hdr, sizeof req_hdr, 1, (uint16_t)(n + 1)};
+  n++;
+  if (len) {
+    uint16_t write = (type == 0 || type == 8) ? 2 : 0;
+    desc[n] = (struct vdesc){(uint64_t)data, len, (uint16_t)(1 | write), (uint16_t)(n + 1)};
+    n++;
+  }
+  desc[n] = (struct vdesc){(uint64_t)&req_status, 1, 2, 0};
+  avail.ring[avail_idx % QSIZE] = 0;
+  barrier();
+  avail.idx = ++avail_idx;
+  barrier();
+  mmio_write(VIRTIO_BASE + 0x050, 0);
+  for (uint64_t spins = 0; *(volatile uint16_t*)&used.idx == used_seen; spins++) {
+    if (spins > 4000000000ULL) return 0xFF;
+    __asm__ volatile("pause");
+  }
+  used_seen++;
+  barrier();
+  return req_status;
+}
+
+static void test_blk(void) {
+  uint64_t capacity = 0;
+  if (!blk_init(&capacity)) finish(FAIL);
+  puts_raw("capacity ");
+  put_dec(capacity);
+  puts_raw("\n");
+  char value[24];
+  uint64_t mib = cmdline_get(g_cmdline, "mib=", value, sizeof value) ? parse_dec(value) : 64;
+  uint64_t seed = cmdline_get(g_cmdline, "seed=", value, sizeof value) ? parse_dec(value) : 1;
+  int readonly = cmdline_get(g_cmdline, "ro=", value, sizeof value) && value[0] == '1';
+  if (capacity * 512 < mib * CHUNK) finish(FAIL);
+
+  uint8_t id[20] = {0};
+  uint8_t st = blk_request(8, 0, id, 20);
+  puts_raw("id=");
+  for (int i = 0; i < 20 && id[i]; i++) putc_raw((char)id[i]);
+  puts_raw(" status=");
+  put_dec(st);
+  puts_raw("\n");
+  if (st != 0) finish(FAIL);
+
+  if (readonly) {
+    st = blk_request(1, 0, buffer, 4096);
+    puts_raw("ro write status=");
+    put_dec(st);
+    puts_raw("\n");
+    finish(st == 1 ? PASS : FAIL);
+  }
+  // A write past the end must fail with IOERR, not crash anything.
+  st = blk_request(1, capacity, buffer, 512);
+  puts_raw("past-end write status=");
+  put_dec(st);
+  puts_raw("\n");
+  if (st != 1) finish(FAIL);
+
+  // On a PVM host every guest instruction is emulated, so the guest cannot afford to generate
+  // or check 64 MiB word by word. The pattern is cheap instead: word i of chunk c is
+  // pattern(seed, i), except the first word of each 4 KiB page, which is (c << 32 | page) ^
+  // seed. The host checks the whole disk file against this formula; the guest checks the
+  // first and last word of every page it reads back (catches misplaced or torn pages).
+  uint64_t* words = (uint64_t*)buffer;
+  for (uint64_t i = 0; i < CHUNK / 8; i++) words[i] = pattern(seed, i);
+  for (uint64_t chunk = 0; chunk < mib; chunk++) {
+    for (uint64_t page = 0; page < CHUNK / 4096; page++) words[page * 512] = page_tag(seed, chunk, page);
+    st = blk_request(1, chunk * (CHUNK / 512), buffer, CHUNK);
+    if (st != 0) {
+      puts_raw("write failed\n");
+      finish(FAIL);
+    }
+  }
+  st = blk_request(4, 0, 0, 0);
+  puts_raw("flush status=");
+  put_dec(st);
+  puts_raw("\n");
+  uint64_t sum = 0xCBF29CE484222325ULL;
+  for (uint64_t chunk = 0; chunk < mib; chunk++) {
+    for (uint64_t page = 0; page < CHUNK / 4096; page++) {
+      words[page * 512] = 0;
+      words[page * 512 + 511] = 0;
+    }
+    st = blk_request(0, chunk * (CHUNK / 512), buffer, CHUNK);
+    if (st != 0) {
+      puts_raw("read failed\n");
+      finish(FAIL);
+    }
+    for (uint64_t page = 0; page < CHUNK / 4096; page++) {
+      uint64_t first = words[page * 512], last = words[page * 512 + 511];
+      if (first != page_tag(seed, chunk, page) || last != pattern(seed, page * 512 + 511)) {
+        puts_raw("mismatch in chunk ");
+        put_dec(chunk);
+        puts_raw(" page ");
+        put_dec(page);
+        puts_raw("\n");
+        finish(FAIL);
+      }
+      sum = (sum ^ first) * 0x100000001B3ULL;
+      sum = (sum ^ last) * 0x100000001B3ULL;
+    }
+  }
+  puts_raw("verified ");
+  put_dec(mib);
+  puts_raw(" MiB\n");
+  puts_raw("checksum ");
+  put_hex(sum);
+  puts_raw("\n");
+  finish(PASS);
+}
+
+
+// --- virtio-vsock polling echo driver (any virtio-mmio window with device id 19).
+#define VQ 32
+#define RXBUF 4096
+#define VS_HDR 44
+#define VS_BUF_ALLOC (128 * 1024)
+struct vavail32 {
+  uint16_t flags, idx, ring[VQ], used_event;
+};
+struct vused32 {
+  uint16_t flags, idx;
+  struct vused_elem ring[VQ];
+  uint16_t avail_event;
+};
+struct vs_hdr {
+  uint64_t src_cid, dst_cid;
+  uint32_t src_port, dst_port, len;
+  uint16_t type, op;
+  uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+static struct vdesc vs_desc[2][VQ] __attribute__((aligned(4096)));
+static struct vavail32 vs_avail[2] __attribute__((aligned(4096)));
+static struct vused32 vs_used[2] __attribute__((aligned(4096)));
+static uint8_t vs_rx[VQ][RXBUF] __attribute__((aligned(4096)));
+static struct vs_hdr vs_txhdr __attribute__((aligned(64)));
+static uint16_t vs_avail_idx[2], vs_used_seen[2];
+static uint64_t vs_base;
+static uint32_t vs_guest_port = 1234, vs_host_port;
+static uint32_t vs_tx_cnt, vs_fwd_cnt, vs_peer_buf, vs_peer_fwd;
+
+static void vs_kick(int q) { mmio_write(vs_base + 0x050, (uint32_t)q); }
+
+static void vs_post_rx(uint16_t i) {
+  vs_avail[0].ring[vs_avail_idx[0] % VQ] = i;
+  barrier();
+  vs_avail[0].idx = ++vs_avail_idx[0];
+  barrier();
+}
+
+static int vs_init(void) {
+  for (int i = 0; i < 8 && !vs_base; i++) {
+    uint64_t b = VIRTIO_BASE + (uint64_t)i * 0x1000;
+    if (mmio_read(b) == 0x74726976 && mmio_read(b + 8) == 19) vs_base = b;
+  }
+  if (!vs_base) {
+    puts_raw("no virtio-vsock\n");
+    return 0;
+  }
+  uint64_t b = vs_base;
+  mmio_write(b + 0x070, 0);
+  mmio_write(b + 0x070, 1 | 2);
+  mmio_write(b + 0x024, 1);
+  mmio_write(b + 0x020, 1);  // VERSION_1 only
+  mmio_write(b + 0x070, 1 | 2 | 8);
+  if ((mmio_read(b + 0x070) & 8) == 0) return 0;
+  for (int q = 0; q < 2; q++) {
+    mmio_write(b + 0x030, (uint32_t)q);
+    mmio_write(b + 0x038, VQ);
+    mmio_write(b + 0x080, (uint32_t)(uint64_t)vs_desc[q]);
+    mmio_write(b + 0x084, 0);
+    mmio_write(b + 0x090, (uint32_t)(uint64_t)&vs_avail[q]);
+    mmio_write(b + 0x094, 0);
+    mmio_write(b + 0x0A0, (uint32_t)(uint64_t)&vs_used[q]);
+    mmio_write(b + 0x0A4, 0);
+    mmio_write(b + 0x044, 1);
+  }
+  for (uint16_t i = 0; i < VQ; i++) {
+    vs_desc[0][i] = (struct vdesc){(uint64_t)vs_rx[i], RXBUF, 2, 0};
+    vs_post_rx(i);
+  }
+  mmio_write(b + 0x070, 1 | 2 | 8 | 4);
+  uint64_t cid = (uint64_t)mmio_read(b + 0x100) | ((uint64_t)mmio_read(b + 0x104) << 32);
+  puts_raw("vsock cid ");
+  put_dec(cid);
+  puts_raw("\n");
+  vs_kick(0);
+  return cid == 3;
+}
+
+static void vs_send(uint16_t op, uint32_t flags, const void* payload, uint32_t len) {
+  vs_txhdr = (struct vs_hdr){3, 2, vs_guest_port, vs_host_port, len, 1, op, flags, VS_BUF_ALLOC, vs_fwd_cnt};
+  vs_desc[1][0] = (struct vdesc){(uint64_t)&vs_txhdr, VS_HDR, (uint16_t)(len ? 1 : 0), 1};
+  if (len) vs_desc[1][1] = (struct vdesc){(uint64_t)payload, len, 0, 0};
+  vs_avail[1].ring[vs_avail_idx[1] % VQ] = 0;
+  barrier();
+  vs_avail[1].idx = ++vs_avail_idx[1];
+  barrier();
+  vs_kick(1);
+  for (uint64_t spins = 0; *(volatile uint16_t*)&vs_used[1].idx == vs_used_seen[1]; spins++) {
+    if (spins > 4000000000ULL) finish(FAIL);
+    __asm__ volatile("pause");
+  }
+  vs_used_seen[1]++;
+}
+
+static uint32_t vs_peer_free(void) {
+  uint32_t in_flight = vs_tx_cnt - vs_peer_fwd;
+  return in_flight >= vs_peer_buf ? 0 : vs_peer_buf - in_flight;
+}
+
+static void test_vsock(void) {
+  if (!vs_init()) finish(FAIL);
+  char value[24];
+  uint64_t port = cmdline_get(g_cmdline, "port=", value, sizeof value) ? parse_dec(value) : 5000;
+  int connect = cmdline_get(g_cmdline, "mode=", value, sizeof value) && value[0] == 'c';
+  int connected = 0;
+  if (connect) {
+    vs_host_port = (uint32_t)port;
+    vs_send(1, 0, 0, 0);  // REQUEST
+  } else {
+    vs_guest_port = (uint32_t)port;
+  }
+  uint16_t pending[VQ];
+  int pend_head = 0, pend_count = 0, asked = 0, need_kick = 0;
+  uint64_t echoed = 0;
+  for (uint64_t idle = 0;; idle++) {
+    if (idle > 4000000000ULL) finish(FAIL);
+    while (*(volatile uint16_t*)&vs_used[0].idx != vs_used_seen[0]) {
+      idle = 0;
+      barrier();
+      uint16_t id = (uint16_t)vs_used[0].ring[vs_used_seen[0] % VQ].id;
+      vs_used_seen[0]++;
+      if (id >= VQ) finish(FAIL);
+      const struct vs_hdr* h = (const struct vs_hdr*)vs_rx[id];
+      vs_peer_buf = h->buf_alloc;
+      vs_peer_fwd = h->fwd_cnt;
+      int repost = 1;
+      switch (h->op) {
+        case 1:  // REQUEST from the host
+          vs_host_port = h->src_port;
+          connected = 1;
+          vs_send(2, 0, 0, 0);
+          puts_raw("vsock accepted host port ");
+          put_dec(vs_host_port);
+          puts_raw("\n");
+          break;
+        case 2:  // RESPONSE to our REQUEST
+          connected = 1;
+          puts_raw("vsock connected to host port ");
+          put_dec(vs_host_port);
+          puts_raw("\n");
+          break;
+        case 3:  // RST
+          puts_raw(connected ? "vsock reset\n" : "vsock connect refused\n");
+          finish(connected ? FAIL : 0x32);
+          break;
+        case 4:  // SHUTDOWN: the host is done
+          vs_send(3, 0, 0, 0);
+          puts_raw("vsock echoed ");
+          put_dec(echoed);
+          puts_raw(" bytes\n");
+          finish(PASS);
+          break;
+        case 5:  // RW: echo it later (keeps the buffer until sent)
+          if (pend_count >= VQ) finish(FAIL);
+          pending[(pend_head + pend_count++) % VQ] = id;
+          repost = 0;
+          break;
+        case 7:  // CREDIT_REQUEST
+          vs_send(6, 0, 0, 0);
+          break;
+        default:
+          break;
+      }
+      if (repost) {
+        vs_post_rx(id);
+        need_kick = 1;
+      }
+    }
+    int reposted = need_kick;
+    need_kick = 0;
+    while (pend_count > 0) {
+      uint16_t id = pending[pend_head];
+      const struct vs_hdr* h = (const struct vs_hdr*)vs_rx[id];
+      uint32_t len = h->len;
+      if (len > RXBUF - VS_HDR) finish(FAIL);
+      if (vs_peer_free() < len) {
+        if (!asked) vs_send(7, 0, 0, 0);  // CREDIT_REQUEST
+        asked = 1;
+        break;
+      }
+      asked = 0;
+      vs_fwd_cnt += len;
+      vs_send(5, 0, vs_rx[id] + VS_HDR, len);
+      vs_tx_cnt += len;
+      echoed += len;
+      pend_head = (pend_head + 1) % VQ;
+      pend_count--;
+      vs_post_rx(id);
+      reposted = 1;
+    }
+    if (reposted) vs_kick(0);
+    __asm__ volatile("pause");
+  }
+}
+
+void guest_main(const uint8_t* bp, uint64_t cpu) {
+  if (cpu != 0) test_smp_ap(cpu);
+  if (bp) {
+    g_cmdline = (const char*)(uint64_t)(*(const uint32_t*)(bp + BP_HDR_CMD_LINE_PTR));
+  } else if (pvh_info) {
+    g_cmdline = (const char*)((const struct hvm_start_info*)pvh_info)->cmdline_paddr;
+  }
+  outb(0x3F0, 123);  // boot timer: guest reached main
+  char test[16] = "serial";
+  cmdline_get(g_cmdline, "test=", test, sizeof test);
+  if (str_eq_prefix(test, "serial")) {
+    puts_raw("hello from the nanovisor test guest\n");
+    finish(PASS);
+  } else if (str_eq_prefix(test, "bootinfo")) {
+    test_bootinfo(bp);
+  } else if (str_eq_prefix(test, "reset")) {
+    puts_raw("resetting through the i8042\n");
+    outb(0x64, 0xFE);
+    finish(FAIL);  // not reached
+  } else if (str_eq_prefix(test, "smp")) {
+    test_smp_bsp();
+  } else if (str_eq_prefix(test, "blk")) {
+    test_blk();
+  } else if (str_eq_prefix(test, "vsock")) {
+    test_vsock();
+  }
+  puts_raw("unknown test\n");
+  finish(FAIL);
+}

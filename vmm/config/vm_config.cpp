@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+// VmConfig validation.
+#include "vmm/config/vm_config.h"
+
+#include <fmt/format.h>
+
+namespace nv::vmm {
+
+Result<void> VmConfig::validate() const {
+  if (kernel.empty()) {
+    return fail(Errc::kInvalidArgument, "--kernel is required");
+  }
+  if (cpus == 0 || cpus > kMaxCpus) {
+    return fail(Errc::kInvalidArgument, fmt::format("--cpus {} outside 1..{}", cpus, kMaxCpus));
+  }
+  if (memory_mib < kMinMemoryMib || memory_mib > kMaxMemoryMib) {
+    return fail(Errc::kInvalidArgument, fmt::format("--memory {} MiB outside {}..{}", memory_mib,
+                                                    kMinMemoryMib, kMaxMemoryMib));
+  }
+  if (disks.size() > 8) {
+    return fail(Errc::kInvalidArgument, "at most 8 disks");
+  }
+  if (vsock_uds && vsock_uds->size() >= 100) {
+    return fail(Errc::kInvalidArgument, "--vsock-uds path too long for a Unix socket");
+  }
+  return {};
+}
+
+Result<DiskConfig> VmConfig::parseDisk(const std::string& spec) {
+  DiskConfig disk;
+  auto comma = spec.find(',');
+  disk.path = spec.substr(0, comma);
+  if (comma != std::string::npos) {
+    std::string option = spec.substr(comma + 1);
+    if (option == "ro") {
+      disk.read_only = true;
+    } else if (option != "rw") {
+      return fail(Errc::kInvalidArgument, fmt::format("--disk option '{}' is not ro or rw", option));
+    }
+  }
+  if (disk.path.empty()) {
+    return fail(Errc::kInvalidArgument, "--disk needs a path");
+  }
+  return disk;
+}
+
+}  // namespace nv::vmm

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// VmConfig: everything nanovisor-vmm needs to build a VM, as plain data with validate().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace nv::vmm {
+
+struct DiskConfig {
+  std::string path;
+  bool read_only = false;
+};
+
+struct VmConfig {
+  std::string kernel;                    // ELF64 vmlinux or test guest
+  std::optional<std::string> initramfs;  // loaded at the top of low RAM
+  std::string cmdline = "console=ttyS0 reboot=k panic=1";
+  uint32_t cpus = 1;
+  uint64_t memory_mib = 128;
+  std::vector<DiskConfig> disks;         // virtio-blk, in order (vda, vdb, ...)
+  std::optional<std::string> vsock_uds;  // hybrid vsock Unix socket (guest cid 3)
+  std::string console = "-";             // serial output: "-" stdout, "" none, else a file
+  std::optional<std::string> api_sock;
+  bool prefer_pvh = false;               // boot through the PVH note when the image has one
+  // Test guests only: start every vCPU at the kernel entry (no INIT/SIPI), since on a PVM host
+  // a guest cannot take the interrupts an AP bring-up needs.
+  bool start_all_vcpus = false;
+
+  // Checks ranges and required fields; one-line errors naming the field.
+  [[nodiscard]] Result<void> validate() const;
+  // Parses "path[,ro]" (the --disk flag).
+  [[nodiscard]] static Result<DiskConfig> parseDisk(const std::string& spec);
+};
+
+inline constexpr uint32_t kMaxCpus = 32;
+inline constexpr uint64_t kMinMemoryMib = 16;
+inline constexpr uint64_t kMaxMemoryMib = 64 * 1024;
+
+}  // namespace nv::vmm

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// Block: the virtio-blk device (one request queue) over a raw disk image file.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/unique_fd.h"
+#include "vmm/devices/virtio/block/block_request.h"
+#include "vmm/devices/virtio/virtio_device.h"
+
+namespace nv::vmm::virtio::block {
+
+// Counters a test or the stats API can read.
+struct BlockStats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> read_bytes{0};
+  std::atomic<uint64_t> write_bytes{0};
+  std::atomic<uint64_t> bad_requests{0};   // answered with an error status
+  std::atomic<uint64_t> queue_errors{0};   // broken rings: device needs reset
+};
+
+// Requests are processed on the device loop thread in notify(); config reads come from vCPU
+// threads. Offers FLUSH, DISCARD, WRITE_ZEROES, EVENT_IDX, and RO for read-only disks.
+class Block final : public VirtioDevice {
+ public:
+  static constexpr uint16_t kQueueSize = 256;
+
+  // Opens `path` (O_RDONLY when read_only). The disk size is rounded down to whole sectors.
+  [[nodiscard]] static Result<std::shared_ptr<Block>> open(const std::string& path,
+                                                           bool read_only, std::string id);
+
+  uint32_t deviceType() const override { return 2; }
+  uint64_t deviceFeatures() const override;
+  std::vector<uint16_t> queueMaxSizes() const override { return {kQueueSize}; }
+  void readConfig(uint64_t offset, std::span<uint8_t> data) override;
+  void writeConfig(uint64_t, std::span<const uint8_t>) override {}
+  Result<void> activate(ActivateContext context) override;
+  void notify(uint32_t index) override;
+  void reset() override;
+
+  [[nodiscard]] BlockStats& stats() { return stats_; }
+  // Processes all available requests (what notify() does); public for tests.
+  void processQueue();
+
+ private:
+  Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id)
+      : fd_(std::move(fd)), geometry_{sectors, read_only, true}, id_(std::move(id)) {}
+  // Executes a validated request; returns the status byte and bytes written to the guest.
+  uint8_t execute(const Request& req, uint32_t* written);
+
+  UniqueFd fd_;
+  DiskGeometry geometry_;
+  std::string id_;
+  std::mutex mutex_;  // guards the activation state against reset() from vCPU threads
+  ActivateContext context_{};
+  bool active_ = false;
+  bool broken_ = false;
+  BlockStats stats_;
+};
+
+}  // namespace nv::vmm::virtio::block

@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("-d,--detach", run.detach, "run in the background and print the id");
   run_cmd->add_flag("-i,--interactive", run.interactive, "keep stdin open and forward it");
   run_cmd->add_flag("-t,--tty", run.tty, "allocate a terminal");
-  run_cmd->add_option("-e,--env", run.env, "set an environment variable (KEY=VALUE)");
+  run_cmd->add_option("-e,--env", run.env, "set an environment variable (KEY=VALUE)")
+      ->allow_extra_args(false);
   run_cmd->add_option("--name", run.name, "sandbox name (default: a random id)");
   run_cmd->add_option("--cpus", run.cpus, "vCPUs of the VM (rounded up) and CPU quota")
       ->check(CLI::Range(0.01, 32.0));
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
   auto* exec_cmd = app.add_subcommand("exec", "Run a command in a running sandbox");
   exec_cmd->add_flag("-i,--interactive", exec.interactive, "forward stdin");
   exec_cmd->add_flag("-t,--tty", exec.tty, "allocate a terminal");
-  exec_cmd->add_option("-e,--env", exec.env, "set an environment variable (KEY=VALUE)");
+  exec_cmd->add_option("-e,--env", exec.env, "set an environment variable (KEY=VALUE)")
+      ->allow_extra_args(false);
   exec_cmd->add_option("-w,--workdir", exec.workdir, "working directory");
   exec_cmd->add_option("-u,--user", exec.user, "user[:group] or uid[:gid]");
   exec_cmd->add_option("id", exec.id, "sandbox id or name")->required();
@@ -91,6 +93,35 @@ int main(int argc, char** argv) {
   });
 
 
+  // With prefix_command() CLI11 hands unknown flags before IMAGE to the command; refuse them
+  // the way docker does ("run --frobnicate busybox" is a typo, not a command).
+  for (int i = 1; i < argc; ++i) {
+    std::string word = argv[i];
+    CLI::App* sub = word == "run" ? run_cmd : word == "exec" ? exec_cmd : nullptr;
+    if (sub == nullptr) continue;
+    for (int j = i + 1; j < argc && argv[j][0] == '-'; ++j) {
+      std::string flag = argv[j];
+      if (flag == "--") break;
+      std::string name = flag.substr(0, flag.find('='));
+      const CLI::Option* opt = sub->get_option_no_throw(name);
+      if (opt == nullptr && name.size() > 2 && name[1] != '-') {
+        // Combined short flags (-it): each must exist and take no value.
+        bool all_known = true;
+        for (size_t k = 1; k < name.size(); ++k) {
+          const CLI::Option* o = sub->get_option_no_throw(std::string("-") + name[k]);
+          all_known = all_known && o != nullptr && o->get_items_expected_max() == 0;
+        }
+        if (all_known) continue;
+      }
+      if (opt == nullptr) {
+        std::fprintf(stderr, "nanovisor: unknown flag '%s' for %s (see nanovisor %s --help)\n",
+                     name.c_str(), word.c_str(), word.c_str());
+        return 2;
+      }
+      if (opt->get_items_expected_max() > 0 && flag.find('=') == std::string::npos) ++j;
+    }
+    break;
+  }
   CLI11_PARSE(app, argc, argv);
 
   if (auto logging = nv::log::init("nanovisor", global.log_level); !logging) {

@@ -67,7 +67,25 @@ def bench_kernel_cached(build):
     return (lambda: timed(cmd)), None, ""
 
 
+def bench_run_true(build):
+    kdir = kernel_dir()
+    nanovisor = build / "bin/nanovisor"
+    tar = build / "images/busybox-oci.tar"
+    initramfs = build / "guest-kernel/testinit/testinit.cpio.gz"
+    if not (nanovisor.exists() and tar.exists() and (build / "share/nanovisor/initramfs.cpio.gz").exists()):
+        raise Skip("nanovisor, initramfs or busybox image not built (make initramfs images)")
+    import tempfile
+    root = Path(tempfile.mkdtemp(prefix="nv-bench-"))
+    base = [str(nanovisor), "--image-root", str(root / "images"), "--state-dir", str(root / "state")]
+    sh(base + ["image", "import", str(tar), "--name", "busybox"])
+    ours = base + ["run", "--rm", "busybox", "true"]
+    peer = qemu_boot_cmd("microvm,x-option-roms=off,rtc=off,acpi=off", kdir / "vmlinux", initramfs)
+    return (lambda: timed(ours)), (lambda: timed(peer)), "bare QEMU TCG boot to init (same kernel)"
+
+
 BENCHMARKS = [
+    ("nanovisor run --rm busybox true (qemu driver, TCG)", "s", "overhead ≤ 300 ms over peer",
+     bench_run_true),
     ("guest boot to init, QEMU TCG microvm + vmlinux", "s", "≤ peer", bench_boot_to_init),
     ("make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
 ]

@@ -3,34 +3,18 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <thread>
 
 #include "common/syscall.h"
+#include "runtime/agent_client.h"
 
 namespace nv::runtime {
 namespace {
 
 constexpr size_t kMaxMessage = 1 << 20;  // QMP replies we use are small; cap what QEMU can send
-
-Result<UniqueFd> connectUnix(const std::filesystem::path& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.native().size() >= sizeof(addr.sun_path)) {
-    return fail(Errc::kInvalidArgument, "socket path too long: " + path.string());
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.native().size());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return failErrno("socket");
-  // Bounds: sockaddr_un is a plain C struct; the cast is the sockets API's calling convention.
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return failErrno("connect " + path.string());
-  }
-  return fd;
-}
 
 }  // namespace
 
@@ -38,7 +22,7 @@ Result<QmpClient> QmpClient::connect(const std::filesystem::path& socket,
                                      std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Result<UniqueFd> fd = fail(Errc::kUnavailable, "no attempt");
-  while (!(fd = connectUnix(socket))) {
+  while (!(fd = connectUnixSocket(socket))) {
     if (std::chrono::steady_clock::now() >= deadline) {
       return tl::unexpected(fd.error().wrap("QMP"));
     }

@@ -307,7 +307,7 @@ Result<std::string> rootfsImageFromDirs(Store& store, const std::vector<std::str
                                         const std::string& upperdir) {
   NV_ASSIGN_OR_RETURN(std::string key, dirsIdentity(lowerdirs, upperdir));
   std::string dir = store.rootfsDir() + "/snapshots";
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+  if (::mkdir(dir.c_str(), 0711) != 0 && errno != EEXIST) {
     return failErrno("mkdir " + dir);
   }
   std::string out = dir + "/" + key + ".erofs";

@@ -157,10 +157,13 @@ Result<Store> Store::open(std::string root) {
   if (root.empty()) {
     return fail(Errc::kInvalidArgument, "store root is empty");
   }
-  NV_TRY(makeDir(root, 0700));
-  for (const char* sub : {"/blobs", "/blobs/sha256", "/rootfs", "/sigs", "/tmp"}) {
+  // root and rootfs/ are traversable (not listable) so that a hypervisor running as another
+  // user (libvirt's QEMU) can open the rootfs images it is given; the rest stays private.
+  NV_TRY(makeDir(root, 0711));
+  for (const char* sub : {"/blobs", "/blobs/sha256", "/sigs", "/tmp"}) {
     NV_TRY(makeDir(root + sub, 0700));
   }
+  NV_TRY(makeDir(root + "/rootfs", 0711));
   return Store(std::move(root));
 }
 

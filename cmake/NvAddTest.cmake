@@ -5,6 +5,8 @@
 #   a libFuzzer target (only when NV_FUZZ=ON, built with clang); ctest runs it for RUNS
 #   iterations with label "fuzz" over its seed corpus in tests/fuzz/corpus/NAME if present.
 add_custom_target(nv_fuzz_all)
+# Every unit test executable (the ASan+UBSan build builds just these).
+add_custom_target(nv_unit_tests)
 
 function(nv_add_test name)
   cmake_parse_arguments(arg "" "KIND;TIMEOUT" "SOURCES;DEPS" ${ARGN})
@@ -19,6 +21,9 @@ function(nv_add_test name)
     GTest::gtest_main nv_warnings)
   if(NOT arg_TIMEOUT)
     set(arg_TIMEOUT 120)
+  endif()
+  if(arg_KIND STREQUAL "unit")
+    add_dependencies(nv_unit_tests ${name})
   endif()
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS ${arg_KIND} TIMEOUT ${arg_TIMEOUT}

@@ -20,7 +20,8 @@ echo "== tests: unit under ASan+UBSan ($build-asan)"
 if [[ ! -f $build-asan/build.ninja ]]; then
   cmake -S . -B "$build-asan" -G Ninja -DNV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 fi
-ninja -C "$build-asan" -j "$jobs" --quiet 2>/dev/null || ninja -C "$build-asan" -j "$jobs"
+ninja -C "$build-asan" -j "$jobs" --quiet nv_unit_tests 2>/dev/null ||
+  ninja -C "$build-asan" -j "$jobs" nv_unit_tests
 ctest --test-dir "$build-asan" -L unit --output-on-failure -j "$jobs" || status=1
 
 echo "== tests: fuzz targets, short runs ($build-fuzz)"

@@ -27,27 +27,6 @@ std::string firstLine(const std::string& s) {
   return l.substr(0, 300);
 }
 
-std::vector<std::string> listFd(int dir_fd) {
-  std::vector<std::string> out;
-  int dup = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) {
-    return out;
-  }
-  DIR* d = ::fdopendir(dup);
-  if (d == nullptr) {
-    ::close(dup);
-    return out;
-  }
-  while (dirent* de = ::readdir(d)) {
-    std::string n = de->d_name;
-    if (n != "." && n != "..") {
-      out.push_back(std::move(n));
-    }
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 void copyMeta(int dst_dir, const std::string& name, const struct stat& st, int fd = -1) {
   if (::geteuid() == 0) {
@@ -105,7 +84,7 @@ Result<void> overlayCopy(int src_dir, int dst_dir, int depth) {
   if (depth > 512) {
     return fail(Errc::kTooLarge, "snapshot directory nesting is deeper than 512");
   }
-  for (const auto& name : listFd(src_dir)) {
+  for (const auto& name : listDirFd(src_dir)) {
     struct stat st {};
     if (::fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return failErrno("stat '" + name + "'");
@@ -162,7 +141,7 @@ Result<void> hashTree(int dir_fd, const std::string& prefix, Sha256& h, int dept
   if (depth > 512) {
     return fail(Errc::kTooLarge, "snapshot directory nesting is deeper than 512");
   }
-  for (const auto& name : listFd(dir_fd)) {
+  for (const auto& name : listDirFd(dir_fd)) {
     struct stat st {};
     if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return failErrno("stat '" + prefix + name + "'");

@@ -43,20 +43,11 @@ Result<void> fsyncDir(const std::string& dir) {
 }
 
 std::vector<std::string> listDir(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) {
-    return out;
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    return {};
   }
-  while (dirent* de = ::readdir(d)) {
-    std::string n = de->d_name;
-    if (n != "." && n != "..") {
-      out.push_back(std::move(n));
-    }
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
+  return listDirFd(fd.get());
 }
 
 std::string indexPath(const std::string& root) { return root + "/index.json"; }
@@ -92,6 +83,28 @@ Result<void> writeIndex(const std::string& root, const std::map<std::string, std
 }
 
 }  // namespace
+
+std::vector<std::string> listDirFd(int dir_fd) {
+  std::vector<std::string> out;
+  int dup = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) {
+    return out;
+  }
+  DIR* d = ::fdopendir(dup);
+  if (d == nullptr) {
+    ::close(dup);
+    return out;
+  }
+  while (dirent* de = ::readdir(d)) {
+    std::string n = de->d_name;
+    if (n != "." && n != "..") {
+      out.push_back(std::move(n));
+    }
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 Result<std::string> readFileBounded(const std::string& path, uint64_t max_bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

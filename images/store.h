@@ -104,6 +104,9 @@ class Store {
 };
 
 // Reads a whole file of at most `max_bytes`.
+// The sorted entry names of an open directory (without . and ..); empty on error.
+std::vector<std::string> listDirFd(int dir_fd);
+
 Result<std::string> readFileBounded(const std::string& path, uint64_t max_bytes);
 // Writes `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync dir.
 Result<void> writeFileAtomic(const std::string& path, std::string_view data);

@@ -54,10 +54,10 @@ test: build kernel initramfs images
 	@scripts/test.sh $(BUILD)
 
 fuzz: deps
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(BUILD)-fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(BUILD)-san
 
 bench: build kernel initramfs images
 	@bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-san

@@ -2,17 +2,14 @@
 # nv_add_test(NAME KIND unit|kvm|e2e SOURCES ... DEPS ... [TIMEOUT s])
 #   a GoogleTest executable registered with ctest under the label KIND.
 # nv_add_fuzz(NAME SOURCES ... DEPS ... [RUNS n])
-#   a libFuzzer target (only when NV_FUZZ=ON, built with clang); ctest runs it for RUNS
+#   a libFuzzer target (only in the NV_SANITIZE=ON clang build); ctest runs it for RUNS
 #   iterations with label "fuzz" over its seed corpus in tests/fuzz/corpus/NAME if present.
 add_custom_target(nv_fuzz_all)
-# Every unit test executable (the ASan+UBSan build builds just these).
+# Every unit test executable (the sanitizer build builds these and the fuzz targets).
 add_custom_target(nv_unit_tests)
 
 function(nv_add_test name)
   cmake_parse_arguments(arg "" "KIND;TIMEOUT" "SOURCES;DEPS" ${ARGN})
-  if(NV_FUZZ)
-    return()
-  endif()
   if(NV_SANITIZE AND NOT arg_KIND STREQUAL "unit")
     return()
   endif()
@@ -32,7 +29,7 @@ endfunction()
 
 function(nv_add_fuzz name)
   cmake_parse_arguments(arg "" "RUNS" "SOURCES;DEPS" ${ARGN})
-  if(NOT NV_FUZZ)
+  if(NOT NV_SANITIZE)
     return()
   endif()
   if(NOT arg_RUNS)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Third-party libraries, all from Debian 12 packages (scripts/deps.sh installs them).
-# spdlog and fmt are used header-only so the static agent can link the same objects.
+# fmt is used header-only; spdlog in its compiled mode, with the library itself compiled once
+# in common/spdlog_impl.cpp (Debian ships no static libspdlog, and the guest agent is static).
 find_package(Threads REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(Protobuf REQUIRED)
@@ -13,7 +14,7 @@ find_package(LibArchive REQUIRED)
 
 add_library(nv_thirdparty INTERFACE)
 target_compile_definitions(nv_thirdparty INTERFACE
-  SPDLOG_HEADER_ONLY FMT_HEADER_ONLY SPDLOG_FMT_EXTERNAL BOOST_ASIO_NO_DEPRECATED)
+  SPDLOG_COMPILED_LIB FMT_HEADER_ONLY SPDLOG_FMT_EXTERNAL BOOST_ASIO_NO_DEPRECATED)
 target_link_libraries(nv_thirdparty INTERFACE Boost::headers Threads::Threads)
 
 # Host binaries use the full protobuf runtime; the static agent links libprotobuf-lite.a.

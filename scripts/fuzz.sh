@@ -3,13 +3,9 @@
 # fuzz.sh BUILD_DIR: builds the libFuzzer targets and runs each for $FUZZ_SECONDS seconds,
 # keeping the grown corpus in BUILD_DIR/fuzz-corpus/<target>. Crashes stop with a non-zero exit.
 set -euo pipefail
-build=${1:-build-fuzz}
+build=${1:-build-san}
 seconds=${FUZZ_SECONDS:-60}
-if [[ ! -f $build/build.ninja ]]; then
-  cmake -S . -B "$build" -G Ninja -DNV_FUZZ=ON -DNV_WERROR=OFF \
-    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
-fi
-ninja -C "$build" nv_fuzz_all
+scripts/sanitize-build.sh "$build" nv_fuzz_all
 for target in $(ninja -C "$build" -t query nv_fuzz_all | awk '/input:/{f=1;next} /outputs:/{f=0} f{print $1}'); do
   name=$(basename "$target")
   corpus=$build/fuzz-corpus/$name

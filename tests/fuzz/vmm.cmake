@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# libFuzzer targets of the VMM's guest-facing parsers (NV_FUZZ=ON builds only).
+# libFuzzer targets of the VMM's guest-facing parsers (NV_SANITIZE=ON clang build only).
 nv_add_fuzz(vmm_virtqueue_fuzz
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmm_virtqueue_fuzz.cpp
   DEPS nv_vmm_virtio nv_test_support)

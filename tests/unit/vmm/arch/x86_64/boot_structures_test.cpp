@@ -51,18 +51,19 @@ TEST(ZeroPage, Written_ParsesBackWithHeaderCmdlineE820Initramfs) {
   ASSERT_TRUE(writeCmdline(memory, cmdline));
   ASSERT_TRUE(writeZeroPage(memory, cmdline, Initramfs{0x3000000, 0x1234}));
   auto params = memory.readObj<boot_params>(GuestAddress(kZeroPageAddr));
+  // boot_params is packed: each field is read by value (unary +), never bound to a reference.
   ASSERT_TRUE(params);
-  EXPECT_EQ(params->hdr.boot_flag, 0xAA55);
-  EXPECT_EQ(params->hdr.header, 0x53726448U);
-  EXPECT_EQ(params->hdr.type_of_loader, 0xFF);
-  EXPECT_EQ(params->hdr.cmd_line_ptr, kCmdlineAddr);
-  EXPECT_EQ(params->hdr.cmdline_size, cmdline.size() + 1);
-  EXPECT_EQ(params->hdr.ramdisk_image, 0x3000000U);
-  EXPECT_EQ(params->hdr.ramdisk_size, 0x1234U);
-  EXPECT_EQ(params->hdr.kernel_alignment, 0x1000000U);
-  ASSERT_EQ(params->e820_entries, 3);
-  EXPECT_EQ(params->e820_table[2].addr, kHighMemStart);
-  EXPECT_EQ(params->e820_table[2].size, (64ULL << 20) - kHighMemStart);
+  EXPECT_EQ(+params->hdr.boot_flag, 0xAA55);
+  EXPECT_EQ(+params->hdr.header, 0x53726448U);
+  EXPECT_EQ(+params->hdr.type_of_loader, 0xFF);
+  EXPECT_EQ(+params->hdr.cmd_line_ptr, kCmdlineAddr);
+  EXPECT_EQ(+params->hdr.cmdline_size, cmdline.size() + 1);
+  EXPECT_EQ(+params->hdr.ramdisk_image, 0x3000000U);
+  EXPECT_EQ(+params->hdr.ramdisk_size, 0x1234U);
+  EXPECT_EQ(+params->hdr.kernel_alignment, 0x1000000U);
+  ASSERT_EQ(+params->e820_entries, 3);
+  EXPECT_EQ(+params->e820_table[2].addr, kHighMemStart);
+  EXPECT_EQ(+params->e820_table[2].size, (64ULL << 20) - kHighMemStart);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(memory.at(kCmdlineAddr))), cmdline);
 }
 

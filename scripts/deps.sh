@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # build and tests
-  cmake g++ make pkg-config ninja-build git ca-certificates
+  cmake g++ make pkg-config ninja-build git ca-certificates ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev clang-format clang-tidy
   # libraries

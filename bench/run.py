@@ -2,21 +2,35 @@
 # SPDX-License-Identifier: Apache-2.0
 """nanovisor benchmarks: each row times our side and a peer on the same machine in the same run.
 
-Usage: bench/run.py BUILD_DIR [--runs N] [--only SUBSTRING]
+Usage: bench/run.py BUILD_DIR [--runs N] [--only GROUP|SUBSTRING]
 Writes bench/results/latest.md and latest.json and prints the table. Each measurement is run
 once as a warm-up, then N times (default 5); the table shows medians, the ratio ours/peer, the
 goal, and min/max. Rows whose prerequisites are missing are listed as skipped with the reason.
+
+Groups: vm (nanovisor run, guest boot), kernel (kernel cache), images (OCI import and EROFS
+rootfs build of a generated ~100 MiB 5-layer image, beside `umoci unpack`). `--only` (or
+NV_BENCH_ONLY) picks a group by name or rows whose metric contains the string; a partial run
+replaces only its own rows in latest.{md,json} and keeps the others.
+
+Scratch files live in one work dir, removed at exit: NV_BENCH_WORKDIR if set, else /dev/shm
+when it exists (tmpfs: the image rows then time our code and the peer's, not the writeback of
+a shared disk), else the system temp dir. NV_BENCH_IMAGE_MIB sets the image size (default 100).
 """
 import argparse
+import glob
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+WORK = None  # set by main(): the scratch dir shared by every benchmark
+IMAGE_MIB = int(os.environ.get("NV_BENCH_IMAGE_MIB", "100"))
 
 
 def sh(cmd, **kw):
@@ -74,8 +88,7 @@ def bench_run_true(build):
     initramfs = build / "guest-kernel/testinit/testinit.cpio.gz"
     if not (nanovisor.exists() and tar.exists() and (build / "share/nanovisor/initramfs.cpio.gz").exists()):
         raise Skip("nanovisor, initramfs or busybox image not built (make initramfs images)")
-    import tempfile
-    root = Path(tempfile.mkdtemp(prefix="nv-bench-"))
+    root = Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
     base = [str(nanovisor), "--image-root", str(root / "images"), "--state-dir", str(root / "state")]
     sh(base + ["image", "import", str(tar), "--name", "busybox"])
     ours = base + ["run", "--rm", "busybox", "true"]
@@ -83,11 +96,117 @@ def bench_run_true(build):
     return (lambda: timed(ours)), (lambda: timed(peer)), "bare QEMU TCG boot to init (same kernel)"
 
 
+class ImageBench:
+    """One generated OCI layout shared by the image rows (bench/images/gen_image.py)."""
+    layout = None
+
+    @classmethod
+    def setup(cls, build):
+        nanovisor = build / "bin/nanovisor"
+        if not nanovisor.exists():
+            raise Skip("nanovisor not built (make build)")
+        if not shutil.which("mkfs.erofs"):
+            raise Skip("mkfs.erofs missing (apt-get install erofs-utils)")
+        if cls.layout is None:
+            layout = WORK / "bench-oci"
+            r = sh([sys.executable, str(ROOT / "bench/images/gen_image.py"), str(layout),
+                    "--mib", str(IMAGE_MIB)])
+            print(f"bench: generated image: {r.stdout.strip()}", file=sys.stderr, flush=True)
+            cls.layout = layout
+        return nanovisor, cls.layout
+
+    @staticmethod
+    def store(nanovisor, name):
+        root = WORK / name
+        return root, [str(nanovisor), "--image-root", str(root)]
+
+    @staticmethod
+    def umoci():
+        if not shutil.which("umoci"):
+            return None
+        bundle = WORK / "umoci-bundle"
+
+        def run():
+            shutil.rmtree(bundle, ignore_errors=True)
+            return timed(["umoci", "unpack", "--image", f"{ImageBench.layout}:bench",
+                          str(bundle)])
+        return run, bundle
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def bench_image_import_cold(build):
+    nanovisor, layout = ImageBench.setup(build)
+    root, base = ImageBench.store(nanovisor, "store-cold")
+    cmd = base + ["image", "import", str(layout), "--name", "bench:1", "--no-rootfs"]
+
+    def ours():
+        fresh(root)
+        return timed(cmd)
+    peer = ImageBench.umoci()
+    if peer is None:
+        return ours, None, ""
+    return ours, peer[0], "umoci unpack (same layout)"
+
+
+def bench_image_import_cached(build):
+    nanovisor, layout = ImageBench.setup(build)
+    root, base = ImageBench.store(nanovisor, "store-cached")
+    fresh(root)
+    cmd = base + ["image", "import", str(layout), "--name", "bench:1"]
+    sh(cmd)
+    return (lambda: timed(cmd)), None, ""
+
+
+def bench_rootfs_cold(build):
+    nanovisor, layout = ImageBench.setup(build)
+    root, base = ImageBench.store(nanovisor, "store-rootfs")
+    fresh(root)
+    sh(base + ["image", "import", str(layout), "--name", "bench:1", "--no-rootfs"])
+    cmd = base + ["image", "rootfs", "bench:1"]
+
+    def ours():
+        for f in glob.glob(str(root / "rootfs/*.erofs")):
+            os.unlink(f)
+        return timed(cmd)
+    peer = ImageBench.umoci()
+    if peer is None:
+        return ours, None, ""
+    unpack, bundle = peer
+    out = WORK / "umoci-rootfs.erofs"
+
+    def peer_fn():
+        t = unpack()
+        if out.exists():
+            out.unlink()
+        return t + timed(["mkfs.erofs", "--quiet", str(out), str(bundle / "rootfs")])
+    return ours, peer_fn, "umoci unpack + mkfs.erofs"
+
+
+def bench_rootfs_cached(build):
+    nanovisor, layout = ImageBench.setup(build)
+    root, base = ImageBench.store(nanovisor, "store-rootfs-cached")
+    fresh(root)
+    sh(base + ["image", "import", str(layout), "--name", "bench:1"])
+    cmd = base + ["image", "rootfs", "bench:1"]
+    return (lambda: timed(cmd)), None, ""
+
+
+# (group, metric, unit, goal, setup)
 BENCHMARKS = [
-    ("nanovisor run --rm busybox true (qemu driver, TCG)", "s", "overhead ≤ 300 ms over peer",
-     bench_run_true),
-    ("guest boot to init, QEMU TCG microvm + vmlinux", "s", "≤ peer", bench_boot_to_init),
-    ("make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
+    ("vm", "nanovisor run --rm busybox true (qemu driver, TCG)", "s",
+     "overhead ≤ 300 ms over peer", bench_run_true),
+    ("vm", "guest boot to init, QEMU TCG microvm + vmlinux", "s", "≤ peer", bench_boot_to_init),
+    ("kernel", "make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
+    ("images", f"image import (cold): ~{IMAGE_MIB} MiB 5-layer OCI layout, verify + unpack", "s",
+     "≤ peer", bench_image_import_cold),
+    ("images", "image import (cached, already present)", "s", "< 1 s",
+     bench_image_import_cached),
+    ("images", "rootfs build (cold): image rootfs, unpack + mkfs.erofs", "s", "≤ peer",
+     bench_rootfs_cold),
+    ("images", "rootfs build (cached)", "s", "< 100 ms", bench_rootfs_cached),
 ]
 
 
@@ -102,36 +221,11 @@ def fmt(v, unit):
     return f"{v * 1000:.0f} ms" if unit == "s" and v < 10 else f"{v:.2f} {unit}"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("build", type=Path)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", default="")
-    args = ap.parse_args()
-    build = args.build.resolve()
-    rows = []
-    for metric, unit, goal, setup in BENCHMARKS:
-        if args.only and args.only not in metric:
-            continue
-        print(f"bench: {metric} ...", file=sys.stderr, flush=True)
-        row = {"metric": metric, "unit": unit, "goal": goal}
-        try:
-            ours_fn, peer_fn, peer_name = setup(build)
-            ours = measure(ours_fn, args.runs)
-            row.update(ours_median=statistics.median(ours), ours_min=min(ours),
-                       ours_max=max(ours), runs=args.runs, peer=peer_name)
-            if peer_fn:
-                peer = measure(peer_fn, args.runs)
-                row.update(peer_median=statistics.median(peer), peer_min=min(peer),
-                           peer_max=max(peer))
-                row["ratio"] = row["ours_median"] / row["peer_median"]
-        except Skip as e:
-            row["skipped"] = str(e)
-        except subprocess.CalledProcessError as e:
-            row["skipped"] = f"command failed: {' '.join(map(str, e.cmd))[:120]}"
-        rows.append(row)
+def select(only):
+    return [b for b in BENCHMARKS if not only or only == b[0] or only in b[1]]
 
+
+def table(rows):
     lines = ["| metric | nanovisor (median) | peer | peer (median) | ratio | goal | nanovisor min/max |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -143,13 +237,75 @@ def main():
             f"| {r['metric']} | {fmt(r['ours_median'], r['unit'])} | {r.get('peer') or '–'} | "
             f"{fmt(r.get('peer_median'), r['unit'])} | {ratio} | {r['goal']} | "
             f"{fmt(r['ours_min'], r['unit'])} / {fmt(r['ours_max'], r['unit'])} |")
-    table = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main():
+    global WORK
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("build", type=Path)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default=os.environ.get("NV_BENCH_ONLY", ""),
+                    help="group (vm, kernel, images) or metric substring")
+    args = ap.parse_args()
+    build = args.build.resolve()
+    chosen = select(args.only)
+    if not chosen:
+        sys.exit(f"bench: --only {args.only!r} matches no group or metric "
+                 f"(groups: {', '.join(sorted({b[0] for b in BENCHMARKS}))})")
+    parent = os.environ.get("NV_BENCH_WORKDIR") or (
+        "/dev/shm" if os.path.isdir("/dev/shm") else None)
+    WORK = Path(tempfile.mkdtemp(prefix="nv-bench-", dir=parent))
+    host = (f"{os.uname().nodename}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, "
+            f"work dir on {WORK.parent}")
+    rows = []
+    try:
+        for group, metric, unit, goal, setup in chosen:
+            print(f"bench: {metric} ...", file=sys.stderr, flush=True)
+            row = {"group": group, "metric": metric, "unit": unit, "goal": goal, "host": host}
+            try:
+                ours_fn, peer_fn, peer_name = setup(build)
+                ours = measure(ours_fn, args.runs)
+                row.update(ours_median=statistics.median(ours), ours_min=min(ours),
+                           ours_max=max(ours), runs=args.runs, peer=peer_name)
+                if peer_fn:
+                    peer = measure(peer_fn, args.runs)
+                    row.update(peer_median=statistics.median(peer), peer_min=min(peer),
+                               peer_max=max(peer))
+                    row["ratio"] = row["ours_median"] / row["peer_median"]
+            except Skip as e:
+                row["skipped"] = str(e)
+            except subprocess.CalledProcessError as e:
+                row["skipped"] = f"command failed: {' '.join(map(str, e.cmd))[:120]}"
+            rows.append(row)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+
     out = ROOT / "bench/results"
     out.mkdir(parents=True, exist_ok=True)
-    host = f"{os.uname().nodename}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
-    (out / "latest.md").write_text(f"# nanovisor benchmarks\n\n{host}, {args.runs} runs after a warm-up\n\n{table}\n")
-    (out / "latest.json").write_text(json.dumps({"host": host, "rows": rows}, indent=2) + "\n")
-    print(table)
+    header = f"{host}, {args.runs} runs after a warm-up"
+    all_rows = rows
+    if args.only and (out / "latest.json").exists():
+        # Partial run: replace our rows, keep the others (each keeps its own "host" line).
+        try:
+            old = json.loads((out / "latest.json").read_text())
+        except ValueError:
+            old = {"rows": []}
+        mine = {r["metric"] for r in rows}
+        groups = {b[0] for b in chosen} if args.only in {b[0] for b in BENCHMARKS} else set()
+        kept = [r for r in old.get("rows", [])
+                if r["metric"] not in mine and r.get("group") not in groups]
+        for r in kept:
+            r.setdefault("host", old.get("host", ""))
+        order = {b[1]: i for i, b in enumerate(BENCHMARKS)}
+        all_rows = sorted(kept + rows, key=lambda r: order.get(r["metric"], len(order)))
+        if kept:
+            header = (f"partial run --only {args.only!r}: {header}; the other rows are from "
+                      f"earlier runs (each row's \"host\" in latest.json says where and when)")
+    (out / "latest.md").write_text(f"# nanovisor benchmarks\n\n{header}\n\n{table(all_rows)}\n")
+    (out / "latest.json").write_text(json.dumps({"host": header, "rows": all_rows}, indent=2) + "\n")
+    print(table(rows))
 
 
 if __name__ == "__main__":

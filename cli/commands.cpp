@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// Commands that work on sandbox state and the host: ps, inspect, rm, logs, check.
+// Commands that work on sandbox state and the host: ps, inspect, logs, check.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "common/syscall.h"
+#include "common/unique_fd.h"
 #include "runtime/host_probe.h"
 #include "runtime/state.h"
 
@@ -91,15 +96,41 @@ Result<int> inspectCommand(const GlobalOptions& global, const std::string& id) {
   return 0;
 }
 
-Result<int> logsCommand(const GlobalOptions& global, const std::string& id) {
+Result<int> logsCommand(const GlobalOptions& global, const std::string& id, bool follow) {
   NV_ASSIGN_OR_RETURN(auto config, loadConfig(global));
   runtime::StateStore store(config.state_dir);
   NV_ASSIGN_OR_RETURN(auto full_id, store.resolve(id));
-  std::ifstream in(store.dir(full_id) / "output.log", std::ios::binary);
-  if (!in) return fail(Errc::kNotFound, "sandbox " + full_id + " has no log (it ran attached)");
-  std::cout << in.rdbuf();
-  std::cout.flush();
-  return 0;
+  const auto path = store.dir(full_id) / "output.log";
+  UniqueFd log(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!log) {
+    return fail(Errc::kNotFound, "sandbox " + full_id + " has no log (only run -d keeps one)");
+  }
+  // Copies what is in the log now; false when stdout is gone (e.g. `logs -f x | head`).
+  auto copy = [&]() -> bool {
+    char buffer[65536];
+    for (;;) {
+      ssize_t n = retryOnEintr([&] { return ::read(log.get(), buffer, sizeof buffer); });
+      if (n <= 0) return true;
+      size_t done = 0;
+      while (done < static_cast<size_t>(n)) {
+        ssize_t w = retryOnEintr(
+            [&] { return ::write(1, buffer + done, static_cast<size_t>(n) - done); });
+        if (w <= 0) return false;
+        done += static_cast<size_t>(w);
+      }
+    }
+  };
+  if (!copy() || !follow) return 0;
+  // -f: keep copying while the supervisor runs; its last output is written before it records
+  // the exit, so one more copy after that gets everything.
+  for (;;) {
+    auto state = store.load(full_id);
+    const std::string status = state ? state->liveStatus() : "removed";
+    const bool live = status == "running" || status == "creating";
+    if (!copy()) return 0;
+    if (!live) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 Result<int> checkCommand(const GlobalOptions& global) {

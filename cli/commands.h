@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "runtime/config.h"
+#include "runtime/sandbox.h"
 
 namespace nv::cli {
 
@@ -30,6 +31,7 @@ struct RunOptions {
   bool interactive = false;
   bool tty = false;
   std::vector<std::string> env;
+  std::vector<std::string> volumes;       // HOSTDIR:CTRDIR:ro
   std::string name;
   double cpus = 0;
   std::string memory;
@@ -51,16 +53,25 @@ struct ExecOptions {
   std::vector<std::string> command;
 };
 
+// Attached: returns the workload's exit status. Detached (-d): returns 0 once the workload runs
+// in a supervisor process that outlives us (it owns the VM, serves api.sock, appends the
+// workload's stdout+stderr to <state>/<id>/output.log and records the exit status).
 [[nodiscard]] Result<int> runCommand(const GlobalOptions& global, const RunOptions& options);
 [[nodiscard]] Result<int> execCommand(const GlobalOptions& global, const ExecOptions& options);
 [[nodiscard]] Result<int> psCommand(const GlobalOptions& global, bool all);
-[[nodiscard]] Result<int> logsCommand(const GlobalOptions& global, const std::string& id);
+// Prints a detached sandbox's output.log; `follow` keeps printing until the workload exits.
+[[nodiscard]] Result<int> logsCommand(const GlobalOptions& global, const std::string& id,
+                                      bool follow);
 [[nodiscard]] Result<int> killCommand(const GlobalOptions& global, const std::string& id,
                                       const std::string& signal);
 [[nodiscard]] Result<int> rmCommand(const GlobalOptions& global,
                                     const std::vector<std::string>& ids, bool force);
 [[nodiscard]] Result<int> inspectCommand(const GlobalOptions& global, const std::string& id);
 [[nodiscard]] Result<int> checkCommand(const GlobalOptions& global);
+
+// "HOSTDIR:CTRDIR:ro" -> a read-only volume (HOSTDIR made absolute). Only read-only volumes
+// exist (the directory is copied into a read-only disk), so ":ro" is required.
+[[nodiscard]] Result<runtime::VolumeConfig> parseVolume(const std::string& text);
 
 // "KILL", "SIGKILL", "9" -> 9.
 [[nodiscard]] Result<int> parseSignal(const std::string& text);

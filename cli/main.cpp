@@ -33,11 +33,15 @@ int main(int argc, char** argv) {
 
   nv::cli::RunOptions run;
   auto* run_cmd = app.add_subcommand("run", "Run a command in a new micro-VM sandbox");
-  run_cmd->add_flag("--rm", run.remove, "remove the sandbox when it exits");
-  run_cmd->add_flag("-d,--detach", run.detach, "run in the background and print the id");
+  run_cmd->add_flag("--rm", run.remove, "remove the sandbox (and its log) when it exits");
+  run_cmd->add_flag("-d,--detach", run.detach,
+                    "run in the background (output to `nanovisor logs`), print the id");
   run_cmd->add_flag("-i,--interactive", run.interactive, "keep stdin open and forward it");
   run_cmd->add_flag("-t,--tty", run.tty, "allocate a terminal");
   run_cmd->add_option("-e,--env", run.env, "set an environment variable (KEY=VALUE)")
+      ->allow_extra_args(false);
+  run_cmd->add_option("-v,--volume", run.volumes,
+                      "HOSTDIR:CTRDIR:ro: a read-only copy of HOSTDIR, taken at start")
       ->allow_extra_args(false);
   run_cmd->add_option("--name", run.name, "sandbox name (default: a random id)");
   run_cmd->add_option("--cpus", run.cpus, "vCPUs of the VM (rounded up) and CPU quota")
@@ -67,7 +71,9 @@ int main(int argc, char** argv) {
   ps_cmd->add_flag("-a,--all", ps_all, "include exited sandboxes");
 
   std::string id;
-  auto* logs_cmd = app.add_subcommand("logs", "Print a detached sandbox's output");
+  bool logs_follow = false;
+  auto* logs_cmd = app.add_subcommand("logs", "Print a detached sandbox's stdout and stderr");
+  logs_cmd->add_flag("-f,--follow", logs_follow, "keep printing until the workload exits");
   logs_cmd->add_option("id", id, "sandbox id or name")->required();
 
   std::string signal = "KILL";
@@ -142,7 +148,7 @@ int main(int argc, char** argv) {
   } else if (ps_cmd->parsed()) {
     status = nv::cli::psCommand(global, ps_all);
   } else if (logs_cmd->parsed()) {
-    status = nv::cli::logsCommand(global, id);
+    status = nv::cli::logsCommand(global, id, logs_follow);
   } else if (kill_cmd->parsed()) {
     status = nv::cli::killCommand(global, id, signal);
   } else if (rm_cmd->parsed()) {

@@ -6,12 +6,15 @@
 #include <sys/eventfd.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
@@ -19,6 +22,7 @@
 #include "common/event_fd.h"
 #include "common/logging.h"
 #include "common/syscall.h"
+#include "common/unique_fd.h"
 #include "images/policy.h"
 #include "images/rootfs.h"
 #include "images/store.h"
@@ -52,17 +56,191 @@ class RawTerminal {
   bool active_ = false;
 };
 
+// Writes the supervisor's one-line start report to the waiting CLI: "ok" or the error.
+void reportStart(UniqueFd& ready, const std::string& line) {
+  if (!ready) return;
+  const std::string text = line + "\n";
+  (void)retryOnEintr([&] { return ::write(ready.get(), text.data(), text.size()); });
+  ready.reset();
+}
+
+// Owns a sandbox from start to finish. Attached (`ready` invalid): the workload's stdio is
+// ours and its exit status becomes ours. Detached (`ready` is the pipe to the waiting CLI):
+// stdout and stderr are appended to <state>/<id>/output.log and the start is reported on
+// `ready` as soon as the workload runs. Either way the sandbox keeps serving api.sock until
+// the workload exits, then the exit status is recorded (or the sandbox removed with --rm).
+Result<int> serve(const runtime::RuntimeConfig& config, runtime::SandboxConfig sandbox, bool tty,
+                  bool interactive, UniqueFd ready) {
+  const bool detached = ready.valid();
+  // Signals go to the workload while it runs (docker's --sig-proxy); block them before any
+  // thread starts so that only the forwarding thread sees them.
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) {
+    sigaddset(&forwarded, sig);
+  }
+  pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
+
+  const std::string id = sandbox.id;
+  auto started = runtime::Sandbox::start(config, runtime::StateStore(config.state_dir),
+                                         std::move(sandbox));
+  if (!started) {
+    reportStart(ready, started.error().message());
+    return tl::unexpected(started.error());
+  }
+  auto& sb = *started;
+  int in_fd = interactive && !detached ? 0 : -1;
+  int out_fd = 1;
+  UniqueFd log;
+  if (detached) {
+    const auto path = runtime::StateStore(config.state_dir).dir(id) / "output.log";
+    log.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!log) {
+      const int err = errno;
+      const std::string why = "cannot create " + path.string() + ": " + std::strerror(err);
+      sb->finish(-1, why);
+      reportStart(ready, why);
+      return failErrno(err, "creating " + path.string());
+    }
+    out_fd = log.get();
+  }
+  const int err_fd = tty ? -1 : out_fd;
+
+  std::optional<RawTerminal> raw;
+  if (tty && !detached && ::isatty(0)) raw.emplace(0);
+
+  runtime::ProcessStdio stdio(sb->agent(), sb->id(), "");
+  if (tty && !detached) {
+    winsize ws{};
+    if (::ioctl(1, TIOCGWINSZ, &ws) == 0) (void)stdio.resize(ws.ws_row, ws.ws_col);
+  }
+  NV_ASSIGN_OR_RETURN(auto stop, EventFd::create(EFD_NONBLOCK));
+  std::thread signals([&] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&forwarded, &sig) != 0) continue;
+      if (sig == SIGUSR2 && stop.read()) return;  // our own wake-up, see below
+      if (sig == SIGWINCH) {
+        winsize ws{};
+        if (tty && !detached && ::ioctl(1, TIOCGWINSZ, &ws) == 0) {
+          (void)stdio.resize(ws.ws_row, ws.ws_col);
+        }
+        continue;
+      }
+      // A detached sandbox outlives its terminal: a hangup is not for the workload.
+      if (sig == SIGHUP && detached) continue;
+      (void)stdio.signal(sig);
+    }
+  });
+  stdio.start(in_fd, out_fd, detached ? err_fd : (tty ? -1 : 2));
+  reportStart(ready, "ok");
+  auto status = sb->waitInit();
+  stdio.drain();
+  (void)stop.write();
+  ::pthread_kill(signals.native_handle(), SIGUSR2);
+  signals.join();
+  raw.reset();
+  if (!status) {
+    sb->finish(-1, status.error().message());
+    return tl::unexpected(status.error());
+  }
+  sb->finish(*status);
+  return *status;
+}
+
+// `run -d`: the sandbox is owned by a supervisor process that outlives the CLI (double fork,
+// own session, stdio on /dev/null, cwd /). The CLI waits for its one-line start report and
+// prints the sandbox id, or the error.
+Result<int> startDetached(runtime::RuntimeConfig config, runtime::SandboxConfig sandbox,
+                          bool tty) {
+  // The supervisor runs in /, so every path it uses must be absolute.
+  for (auto* path : {&config.state_dir, &config.image_root, &config.kernel, &config.initramfs,
+                     &config.policy, &config.vmm_binary, &sandbox.rootfs_image}) {
+    std::error_code ec;
+    if (!path->empty()) *path = std::filesystem::absolute(*path, ec);
+    if (ec) {
+      return fail(Errc::kInvalidArgument,
+                  "cannot resolve " + path->string() + ": " + ec.message());
+    }
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return failErrno("creating the supervisor's pipe");
+  UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) return failErrno("forking the sandbox supervisor");
+  if (child == 0) {
+    read_end.reset();
+    if (::setsid() < 0) ::_exit(125);
+    const pid_t supervisor = ::fork();
+    if (supervisor != 0) ::_exit(supervisor < 0 ? 125 : 0);  // the supervisor is reparented
+    // The supervisor: no terminal, no inherited descriptors but the report pipe (fd 3).
+    const int report = ::fcntl(write_end.release(), F_DUPFD_CLOEXEC, 10);
+    const int null = ::open("/dev/null", O_RDWR);
+    if (report < 0 || null < 0 || ::chdir("/") != 0) ::_exit(125);
+    for (int fd = 0; fd <= 2; ++fd) ::dup2(null, fd);
+    if (::dup3(report, 3, O_CLOEXEC) < 0) ::_exit(125);
+    ::close_range(4, ~0U, 0);
+    ::signal(SIGPIPE, SIG_IGN);
+    auto status = serve(config, std::move(sandbox), tty, false, UniqueFd(3));
+    std::fflush(nullptr);
+    ::_exit(status ? *status & 0xff : 125);
+  }
+  write_end.reset();
+  int child_status = 0;
+  (void)retryOnEintr([&] { return ::waitpid(child, &child_status, 0); });
+  std::string report;
+  char buffer[512];
+  for (;;) {
+    ssize_t n = retryOnEintr([&] { return ::read(read_end.get(), buffer, sizeof buffer); });
+    if (n <= 0) break;
+    report.append(buffer, static_cast<size_t>(n));
+  }
+  while (!report.empty() && report.back() == '\n') report.pop_back();
+  if (report.empty()) {
+    return fail(Errc::kInternal, "the sandbox supervisor exited before the sandbox started");
+  }
+  if (report != "ok") return fail(Errc::kUnavailable, report);
+  std::printf("%s\n", sandbox.id.c_str());
+  return 0;
+}
+
 }  // namespace
+
+Result<runtime::VolumeConfig> parseVolume(const std::string& text) {
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    size_t colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
+    return fail(Errc::kInvalidArgument, "volume '" + text + "' is not HOSTDIR:CTRDIR:ro");
+  }
+  if (parts.size() == 2 || parts[2] != "ro") {
+    return fail(Errc::kInvalidArgument,
+                "volume '" + text + "': only read-only volumes are supported (the directory is "
+                "copied into a read-only disk); add :ro");
+  }
+  std::error_code ec;
+  auto host = std::filesystem::absolute(parts[0], ec);
+  if (ec || !std::filesystem::is_directory(host, ec)) {
+    return fail(Errc::kInvalidArgument,
+                "volume '" + text + "': " + parts[0] + " is not a directory");
+  }
+  const std::string& ctr = parts[1];
+  if (ctr.front() != '/' || ctr == "/" || ctr.find("/../") != std::string::npos ||
+      ctr.ends_with("/..") || ctr.find("//") != std::string::npos) {
+    return fail(Errc::kInvalidArgument,
+                "volume '" + text + "': " + ctr + " must be a clean absolute path other than /");
+  }
+  return runtime::VolumeConfig{.host_dir = host.lexically_normal(), .destination = ctr};
+}
 
 Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
   NV_ASSIGN_OR_RETURN(auto config, loadConfig(global));
-  if (options.detach && options.remove) {
-    // Allowed by docker; we keep it simple and honest instead of half-supporting it.
-    return fail(Errc::kInvalidArgument, "--rm with --detach is not supported yet; use rm later");
-  }
-  if (options.detach) {
-    return fail(Errc::kUnsupported, "--detach is not supported yet; run attached");
-  }
 
   NV_ASSIGN_OR_RETURN(auto store, images::Store::open(config.image_root.string()));
   auto image = store.get(options.image);
@@ -97,6 +275,11 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
                                         : config.memory_mib;
   sandbox.exec_allowed = !options.no_exec;
   sandbox.auto_remove = options.remove;
+  for (const auto& text : options.volumes) {
+    NV_ASSIGN_OR_RETURN(auto volume, parseVolume(text));
+    sandbox.volumes.push_back(std::move(volume));
+  }
+  sandbox.pack_volume = images::buildErofs;
 
   runtime::ImageProcessDefaults defaults{.env = image->config.env,
                                          .entrypoint = image->config.entrypoint,
@@ -114,52 +297,8 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
                                                        .cpus = options.cpus}));
   sandbox.command = sandbox.oci_spec["process"]["args"].get<std::vector<std::string>>();
 
-  // Signals go to the workload while it runs (docker's --sig-proxy); block them before any
-  // thread starts so that only the forwarding thread sees them.
-  sigset_t forwarded;
-  sigemptyset(&forwarded);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) {
-    sigaddset(&forwarded, sig);
-  }
-  pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
-
-  NV_ASSIGN_OR_RETURN(auto sb, runtime::Sandbox::start(config, runtime::StateStore(config.state_dir),
-                                                       std::move(sandbox)));
-  std::optional<RawTerminal> raw;
-  if (options.tty && ::isatty(0)) raw.emplace(0);
-
-  runtime::ProcessStdio stdio(sb->agent(), sb->id(), "");
-  if (options.tty) {
-    winsize ws{};
-    if (::ioctl(1, TIOCGWINSZ, &ws) == 0) (void)stdio.resize(ws.ws_row, ws.ws_col);
-  }
-  NV_ASSIGN_OR_RETURN(auto stop, EventFd::create(EFD_NONBLOCK));
-  std::thread signals([&] {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&forwarded, &sig) != 0) continue;
-      if (sig == SIGUSR2 && stop.read()) return;  // our own wake-up, see below
-      if (sig == SIGWINCH) {
-        winsize ws{};
-        if (options.tty && ::ioctl(1, TIOCGWINSZ, &ws) == 0) (void)stdio.resize(ws.ws_row, ws.ws_col);
-        continue;
-      }
-      (void)stdio.signal(sig);
-    }
-  });
-  stdio.start(options.interactive ? 0 : -1, 1, options.tty ? -1 : 2);
-  auto status = sb->waitInit();
-  stdio.drain();
-  (void)stop.write();
-  ::pthread_kill(signals.native_handle(), SIGUSR2);
-  signals.join();
-  raw.reset();
-  if (!status) {
-    sb->finish(-1, status.error().message());
-    return tl::unexpected(status.error());
-  }
-  sb->finish(*status);
-  return *status;
+  if (options.detach) return startDetached(std::move(config), std::move(sandbox), options.tty);
+  return serve(config, std::move(sandbox), options.tty, options.interactive, UniqueFd());
 }
 
 }  // namespace nv::cli

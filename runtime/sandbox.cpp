@@ -19,6 +19,8 @@ using std::chrono::milliseconds;
 
 constexpr const char* kRootfsSerial = "rootfs";
 
+std::string volumeSerial(size_t index) { return "volume" + std::to_string(index); }
+
 int64_t nowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
 }  // namespace
@@ -54,6 +56,11 @@ Result<void> Sandbox::boot() {
   HostCapabilities caps = probeHost(runtime_);
   const std::string driver_name = resolveDriver(runtime_, caps);
   NV_ASSIGN_OR_RETURN(driver_, makeDriver(driver_name, runtime_, caps.kvm_unmodified_guests));
+  if (!config_.volumes.empty() && driver_name == "libvirt") {
+    // libvirt's QEMU runs as another user and cannot open files in the 0700 sandbox dir.
+    return fail(Errc::kUnsupported,
+                "volumes (-v) need the qemu driver for now (--hypervisor qemu)");
+  }
   NV_ASSIGN_OR_RETURN(auto dir, store_.create(config_.id));
 
   state_.id = config_.id;
@@ -76,6 +83,15 @@ Result<void> Sandbox::boot() {
   spec.cpus = config_.cpus;
   spec.memory_mib = config_.memory_mib;
   spec.disks = {{.path = config_.rootfs_image, .serial = kRootfsSerial, .read_only = true}};
+  for (size_t i = 0; i < config_.volumes.size(); ++i) {
+    const auto& volume = config_.volumes[i];
+    if (!config_.pack_volume) return fail(Errc::kInternal, "volumes given without a packer");
+    const auto image = dir / ("volume" + std::to_string(i) + ".erofs");
+    if (auto packed = config_.pack_volume(volume.host_dir.string(), image.string()); !packed) {
+      return tl::unexpected(packed.error().wrap("volume " + volume.host_dir.string()));
+    }
+    spec.disks.push_back({.path = image, .serial = volumeSerial(i), .read_only = true});
+  }
   if (!runtime_.log_level.empty()) spec.cmdline = "nanovisor.log=" + runtime_.log_level;
   NV_ASSIGN_OR_RETURN(vm_, driver_->create(spec));
   state_.vmm_pid = vm_->vmmPid();
@@ -111,6 +127,15 @@ Result<void> Sandbox::boot() {
   layer->set_readonly(true);
   layer->set_index(-1);
   create.mutable_rootfs()->mutable_writable()->set_tmpfs_size_bytes(config_.writable_tmpfs_bytes);
+  for (size_t i = 0; i < config_.volumes.size(); ++i) {
+    auto* volume = create.add_volumes();
+    volume->mutable_device()->set_serial(volumeSerial(i));
+    volume->mutable_device()->set_fstype("erofs");
+    volume->mutable_device()->set_readonly(true);
+    volume->mutable_device()->set_index(-1);
+    volume->set_destination(config_.volumes[i].destination);
+    volume->set_readonly(true);
+  }
   NV_TRY(agent_->call<nanovisor::agent::v1::CreateContainerResponse>("CreateContainer", create));
 
   nanovisor::agent::v1::StartContainerRequest start;

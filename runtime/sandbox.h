@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,19 @@
 
 namespace nv::runtime {
 
+// A host directory handed to the container read-only: packed into an EROFS disk in the
+// sandbox's directory at start (a copy: later host changes are not seen), attached as another
+// virtio-blk disk and mounted by the agent at `destination`.
+struct VolumeConfig {
+  std::filesystem::path host_dir;
+  std::string destination;                // absolute path inside the container
+};
+
+// Packs directory `tree` into a read-only filesystem image `out` (the CLI passes
+// images::buildErofs; the runtime does not depend on the image store).
+using VolumePacker =
+    std::function<Result<void>(const std::string& tree, const std::string& out)>;
+
 struct SandboxConfig {
   std::string id;
   std::string image;                      // for ps/inspect
@@ -34,6 +48,8 @@ struct SandboxConfig {
   bool exec_allowed = true;
   bool auto_remove = false;
   uint64_t writable_tmpfs_bytes = 0;      // 0: agent default
+  std::vector<VolumeConfig> volumes;      // read-only; needs pack_volume
+  VolumePacker pack_volume;
 };
 
 // Makes the driver `name` (builtin, qemu, libvirt; not "auto": resolve it first).

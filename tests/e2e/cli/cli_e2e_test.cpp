@@ -94,6 +94,30 @@ class CliE2eTest : public ::testing::Test {
     return *r;
   }
 
+  // Starts `nanovisor <args>` in the background (an attached `run` that owns its sandbox).
+  Result<Subprocess> nvBackground(const std::string& args) {
+    return Subprocess::spawn({.argv = {"sh", "-c",
+        env().nanovisor + " --state-dir " + env().root + "/state --image-root " + env().root +
+        "/images " + args}});
+  }
+
+  // Polls `ps` (boot under TCG takes a few seconds) until sandbox `name` is listed with
+  // `status`; returns the last `ps -a` output.
+  std::string waitForStatus(const std::string& name, const std::string& status) {
+    RunResult ps;
+    for (int i = 0; i < 600; ++i) {
+      ps = nv("ps -a");
+      std::istringstream lines(ps.output);
+      for (std::string line; std::getline(lines, line);) {
+        if (line.rfind(name + " ", 0) == 0 && line.find(status) != std::string::npos) {
+          return ps.output;
+        }
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return ps.output;
+  }
+
   size_t expected_leftovers_ = 0;
 };
 
@@ -153,18 +177,12 @@ TEST_F(CliE2eTest, Run_MemoryLimit_OomKillsTheWorkloadNotTheVm) {
 }
 
 TEST_F(CliE2eTest, Running_ExecPsKillRm) {
-  auto owner = Subprocess::spawn({.argv = {"sh", "-c",
-      env().nanovisor + " --state-dir " + env().root + "/state --image-root " + env().root +
-      "/images run --name sb1 busybox sleep 600 > " + env().root + "/sb1.out 2>&1"}});
+  auto owner =
+      nvBackground("run --name sb1 busybox sleep 600 > " + env().root + "/sb1.out 2>&1");
   ASSERT_TRUE(owner);
-  RunResult ps;
-  for (int i = 0; i < 600; ++i) {  // boot under TCG takes a few seconds
-    ps = nv("ps");
-    if (ps.output.find("running") != std::string::npos) break;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  ASSERT_NE(ps.output.find("sb1"), std::string::npos) << ps.output;
-  EXPECT_NE(ps.output.find("sleep 600"), std::string::npos) << ps.output;
+  const std::string ps = waitForStatus("sb1", "running");
+  ASSERT_NE(ps.find("sb1"), std::string::npos) << ps;
+  EXPECT_NE(ps.find("sleep 600"), std::string::npos) << ps;
 
   auto exec = nv("exec sb1 sh -c 'echo from exec; ps -o comm | grep -c sleep'");
   EXPECT_EQ(exec.exit_code, 0) << exec.output;
@@ -186,14 +204,99 @@ TEST_F(CliE2eTest, Running_ExecPsKillRm) {
   EXPECT_EQ(nv("rm sb1").exit_code, 0);
 }
 
-TEST_F(CliE2eTest, TwoSandboxes_DoNotSeeEachOther) {
-  auto a = Subprocess::spawn({.argv = {"sh", "-c",
-      env().nanovisor + " --state-dir " + env().root + "/state --image-root " + env().root +
-      "/images run --rm --name a1 busybox sh -c 'echo marker-a > /tmp/mark; sleep 600'"}});
-  ASSERT_TRUE(a);
-  for (int i = 0; i < 600 && nv("ps").output.find("a1") == std::string::npos; ++i) {
+TEST_F(CliE2eTest, Detached_LogsExecPsKillRm) {
+  // run -d returns once the workload runs; the supervisor it leaves owns the VM.
+  auto run = nv("run -d --name x busybox sh -c 'echo started; echo to-stderr >&2; sleep 600'");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output, "x\n");
+  const auto dir = std::filesystem::path(env().root) / "state" / "x";
+
+  RunResult logs;
+  for (int i = 0; i < 600; ++i) {  // output reaches the log asynchronously
+    logs = nv("logs x");
+    if (logs.output.find("to-stderr") != std::string::npos) break;
     std::this_thread::sleep_for(milliseconds(100));
   }
+  EXPECT_EQ(logs.exit_code, 0) << logs.output;
+  EXPECT_NE(logs.output.find("started\n"), std::string::npos) << logs.output;
+  EXPECT_NE(logs.output.find("to-stderr\n"), std::string::npos) << logs.output;
+
+  auto exec = nv("exec x echo hi");
+  EXPECT_EQ(exec.exit_code, 0) << exec.output;
+  EXPECT_EQ(exec.output, "hi\n");
+  const std::string ps = waitForStatus("x", "running");
+  EXPECT_NE(ps.find("\nx "), std::string::npos) << ps;
+  EXPECT_NE(ps.find("running"), std::string::npos) << ps;
+
+  auto killed = nv("kill x");
+  EXPECT_EQ(killed.exit_code, 0) << killed.output;
+  const std::string exited = waitForStatus("x", "exited (137)");
+  EXPECT_NE(exited.find("exited (137)"), std::string::npos) << exited;
+  EXPECT_FALSE(std::filesystem::exists(dir / "api.sock"));
+
+  auto rm = nv("rm x");
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "state dir (and its sockets) left behind";
+  // TearDown checks that no QEMU of ours is left.
+}
+
+TEST_F(CliE2eTest, Detached_LogsFollowEndsWithTheWorkload) {
+  auto run = nv("run -d --name f busybox sh -c 'echo one; sleep 3; echo two >&2; exit 5'");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto logs = nv("logs -f f");
+  EXPECT_EQ(logs.exit_code, 0) << logs.output;
+  EXPECT_EQ(logs.output, "one\ntwo\n");
+  const std::string ps = waitForStatus("f", "exited (5)");
+  EXPECT_NE(ps.find("exited (5)"), std::string::npos) << ps;
+  EXPECT_EQ(nv("rm f").exit_code, 0);
+}
+
+TEST_F(CliE2eTest, Detached_RmRemovesTheSandboxOnExit) {
+  auto run = nv("run -d --rm --name r busybox true");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto dir = std::filesystem::path(env().root) / "state" / "r";
+  for (int i = 0; i < 600 && std::filesystem::exists(dir); ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_EQ(nv("ps -a").output.find("\nr "), std::string::npos);
+}
+
+TEST_F(CliE2eTest, Detached_StartFailureIsOneLineAndNonZero) {
+  auto r = nv("run -d --rm busybox /no/such/binary");
+  EXPECT_EQ(r.exit_code, 125) << r.output;
+  EXPECT_NE(r.output.find("/no/such/binary"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+TEST_F(CliE2eTest, Volume_ReadOnlyHostDirIsReadableNotWritable) {
+  const auto host = std::filesystem::path(env().root) / "vol";
+  std::filesystem::create_directories(host / "sub");
+  std::ofstream(host / "sub" / "f.txt") << "from the host\n";
+  auto r = nv("run --rm -v " + host.string() + ":/data:ro busybox sh -c "
+              "'cat /data/sub/f.txt; echo changed > /data/sub/f.txt || echo write-refused; "
+              "touch /data/new || echo create-refused'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("from the host\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("write-refused"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("create-refused"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Read-only file system"), std::string::npos) << r.output;
+  std::ifstream in(host / "sub" / "f.txt");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "from the host");
+  EXPECT_FALSE(std::filesystem::exists(host / "new"));
+
+  auto writable = nv("run --rm -v " + host.string() + ":/data busybox true");
+  EXPECT_EQ(writable.exit_code, 125) << writable.output;
+  EXPECT_NE(writable.output.find("add :ro"), std::string::npos) << writable.output;
+}
+
+TEST_F(CliE2eTest, TwoSandboxes_DoNotSeeEachOther) {
+  auto a = nvBackground(
+      "run --rm --name a1 busybox sh -c 'echo marker-a > /tmp/mark; sleep 600'");
+  ASSERT_TRUE(a);
+  (void)waitForStatus("a1", "running");
   auto b = nv("run --rm busybox sh -c 'cat /tmp/mark 2>/dev/null; ps -o comm | grep -c sleep'");
   EXPECT_EQ(b.output, "0\n") << b.output;
   EXPECT_EQ(nv("rm -f a1").exit_code, 0);

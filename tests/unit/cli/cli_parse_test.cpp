@@ -34,5 +34,28 @@ TEST(ParseSignal, NamesWithAndWithoutSigAndNumbers) {
   EXPECT_FALSE(parseSignal("65"));
 }
 
+TEST(ParseVolume, ReadOnlyHostDirAndAbsoluteTarget) {
+  auto v = parseVolume("/tmp:/data:ro");
+  ASSERT_TRUE(v) << v.error().message();
+  EXPECT_EQ(v->host_dir, "/tmp");
+  EXPECT_EQ(v->destination, "/data");
+}
+
+TEST(ParseVolume, WritableOrMalformed_IsRefusedWithTheReason) {
+  EXPECT_NE(parseVolume("/tmp:/data").error().message().find("add :ro"), std::string::npos);
+  EXPECT_NE(parseVolume("/tmp:/data:rw").error().message().find("add :ro"), std::string::npos);
+  EXPECT_NE(parseVolume("/no/such/dir:/data:ro").error().message().find("not a directory"),
+            std::string::npos);
+  for (const char* bad : {"/tmp", ":/data:ro", "/tmp::ro", "/tmp:/data:ro:x"}) {
+    EXPECT_NE(parseVolume(bad).error().message().find("not HOSTDIR:CTRDIR:ro"),
+              std::string::npos)
+        << bad;
+  }
+  for (const char* bad : {"/tmp:data:ro", "/tmp:/:ro", "/tmp:/a/../b:ro", "/tmp:/a//b:ro"}) {
+    EXPECT_NE(parseVolume(bad).error().message().find("clean absolute path"), std::string::npos)
+        << bad;
+  }
+}
+
 }  // namespace
 }  // namespace nv::cli

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// From containerd's Create request to a nanovisor sandbox: the rootfs mounts (overlay or bind
+// snapshots, or the spec's root.path when the list is empty) become the directories of a
+// read-only EROFS disk; the bundle's config.json process settings become the OCI spec the
+// guest agent applies. Pure functions, unit-tested without containerd.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+
+namespace nv::shim {
+
+struct MountSpec {
+  std::string type;
+  std::string source;
+  std::vector<std::string> options;
+};
+
+// Directories in overlayfs order: lowerdirs first is the top; upperdir may be empty.
+struct RootfsDirs {
+  std::vector<std::string> lowerdirs;
+  std::string upperdir;
+};
+
+// Errors: more than one mount, an unsupported mount type, an overlay without lowerdir.
+[[nodiscard]] Result<RootfsDirs> rootfsDirs(const std::vector<MountSpec>& mounts,
+                                            const std::string& bundle,
+                                            const nlohmann::json& bundle_spec);
+
+// What the sandbox needs from the bundle's config.json.
+struct BundleProcess {
+  nlohmann::json oci_spec;              // the spec the agent applies (runtime::buildOciSpec)
+  std::vector<std::string> command;
+  std::string hostname;
+  uint64_t memory_limit_bytes = 0;      // linux.resources.memory.limit, 0 if none
+  double cpus = 0;                      // quota / period, 0 if none
+};
+
+// Errors: no process.args, malformed fields.
+[[nodiscard]] Result<BundleProcess> bundleProcess(const nlohmann::json& bundle_spec,
+                                                  const std::string& task_id, bool terminal);
+
+// The VM's memory: the configured default, or the container limit plus room for the guest
+// kernel and agent when that is larger (the CLI's rule).
+[[nodiscard]] uint64_t vmMemoryMib(uint64_t default_mib, uint64_t memory_limit_bytes);
+
+}  // namespace nv::shim

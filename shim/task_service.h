@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// containerd.task.v2.Task served over common/ttrpc: one container per shim, in its own
+// micro-VM (runtime::Sandbox). Create builds the rootfs disk from the snapshot directories and
+// records the task (pid 0, CREATED); Start boots the VM and starts the container; Wait answers
+// when the workload exited and its output was drained; Kill signals it through the agent;
+// Delete reports the exit and forgets the task; Shutdown exits the daemon once no task is left.
+// Exec, ResizePty, Pause, Resume, Checkpoint, Update and Stats answer UNIMPLEMENTED for now.
+// Handlers run on the server's io thread; anything slow (rootfs build, VM boot, agent calls)
+// runs on a worker thread that answers through the Responder.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/ttrpc/server.h"
+#include "common/unique_fd.h"
+#include "runtime/config.h"
+#include "runtime/sandbox.h"
+#include "runtime/stdio.h"
+#include "shim/events.h"
+
+namespace nv::shim {
+
+inline constexpr const char* kTaskService = "containerd.task.v2.Task";
+
+struct TaskServiceOptions {
+  std::string namespace_name;
+  runtime::RuntimeConfig runtime;
+  std::filesystem::path sandbox_state_dir;  // where the task's sandbox directory goes
+  std::function<void()> on_shutdown;        // called (io thread) when the daemon should exit
+};
+
+class TaskService {
+ public:
+  TaskService(TaskServiceOptions options, EventPublisher& events);
+  ~TaskService();  // kills a still-running sandbox and joins the workers
+  TaskService(const TaskService&) = delete;
+  TaskService& operator=(const TaskService&) = delete;
+
+  void registerOn(ttrpc::Server& server);
+
+ private:
+  struct Task;
+
+  void create(ttrpc::Call call, ttrpc::Responder responder);
+  void start(ttrpc::Call call, ttrpc::Responder responder);
+  void state(ttrpc::Call call, ttrpc::Responder responder);
+  void wait(ttrpc::Call call, ttrpc::Responder responder);
+  void kill(ttrpc::Call call, ttrpc::Responder responder);
+  void remove(ttrpc::Call call, ttrpc::Responder responder);
+  void pids(ttrpc::Call call, ttrpc::Responder responder);
+  void connect(ttrpc::Call call, ttrpc::Responder responder);
+  void shutdown(ttrpc::Call call, ttrpc::Responder responder);
+  void closeIo(ttrpc::Call call, ttrpc::Responder responder);
+
+  // Runs `fn` (move-only is fine) on a worker thread, joined by the destructor.
+  template <class F>
+  void async(F fn);
+  // The task with `id`; nullptr (and `responder` answered NOT_FOUND) otherwise. Locked caller.
+  Task* findLocked(const std::string& id, const std::string& exec_id, ttrpc::Responder& responder);
+  // The workload ended (or never started): record, publish /tasks/exit, answer waiters.
+  void markExited(uint32_t exit_status);
+  void watchInit();
+
+  TaskServiceOptions options_;
+  EventPublisher& events_;
+  std::mutex mutex_;             // task_ and its fields
+  std::unique_ptr<Task> task_;
+  bool creating_ = false;
+  std::atomic<bool> stopping_{false};  // the destructor runs: a VM that finishes booting is killed
+  // Held across agent calls and the sandbox teardown, so that no call uses a finished sandbox.
+  std::mutex lifecycle_mutex_;
+  std::mutex workers_mutex_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace nv::shim

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: Apache-2.0
+// The shim's pure parts: containerd's command line, socket naming and binding, the mapping
+// from a Create request's rootfs mounts and config.json to a sandbox, the event envelope.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "images/digest.h"
+#include "shim/bundle.h"
+#include "shim/daemon.h"
+#include "shim/events.h"
+#include "shim/options.h"
+
+namespace nv::shim {
+namespace {
+
+TEST(ShimArgs, StartCommandLineFromContainerd_Parses) {
+  auto args = parseArgs({"shim", "-namespace", "default", "-address", "/run/c.sock",
+                         "-publish-binary", "/usr/bin/containerd", "-id", "t1", "-debug", "start"});
+  ASSERT_TRUE(args.has_value()) << args.error().message();
+  EXPECT_EQ(args->namespace_name, "default");
+  EXPECT_EQ(args->address, "/run/c.sock");
+  EXPECT_EQ(args->publish_binary, "/usr/bin/containerd");
+  EXPECT_EQ(args->id, "t1");
+  EXPECT_TRUE(args->debug);
+  EXPECT_EQ(args->action, "start");
+}
+
+TEST(ShimArgs, DoubleDashAndEqualsForms_Parse) {
+  auto args = parseArgs({"shim", "--namespace=k8s.io", "-id=abc", "--bundle", "/b", "delete"});
+  ASSERT_TRUE(args.has_value()) << args.error().message();
+  EXPECT_EQ(args->namespace_name, "k8s.io");
+  EXPECT_EQ(args->id, "abc");
+  EXPECT_EQ(args->bundle, "/b");
+  EXPECT_EQ(args->action, "delete");
+}
+
+TEST(ShimArgs, NoActionMeansDaemon) {
+  auto args = parseArgs({"shim", "-namespace", "n", "-id", "x", "-address", "/a"});
+  ASSERT_TRUE(args.has_value());
+  EXPECT_TRUE(args->action.empty());
+}
+
+TEST(ShimArgs, HelpAndVersion_NeedNoOtherFlags) {
+  auto help = parseArgs({"shim", "--help"});
+  ASSERT_TRUE(help.has_value());
+  EXPECT_TRUE(help->help);
+  auto version = parseArgs({"shim", "-v"});
+  ASSERT_TRUE(version.has_value());
+  EXPECT_TRUE(version->version);
+}
+
+TEST(ShimArgs, UnknownFlagOrAction_IsError) {
+  EXPECT_FALSE(parseArgs({"shim", "-namespace", "n", "-id", "x", "-bogus", "1"}).has_value());
+  EXPECT_FALSE(parseArgs({"shim", "-namespace", "n", "-id", "x", "stop"}).has_value());
+  EXPECT_FALSE(parseArgs({"shim", "-namespace", "n", "start"}).has_value());  // no -id
+  EXPECT_FALSE(parseArgs({"shim", "-namespace"}).has_value());
+}
+
+TEST(ShimSocket, PathIsSha256OfAddressNamespaceId) {
+    EXPECT_EQ(socketPath("/run/containerd/containerd.sock", "default", "t1", "/s"),
+            "/s/" + images::sha256Hex("/run/containerd/containerd.sock/default/t1"));
+  const std::string p = socketPath("/run/containerd/containerd.sock", "default", "t1");
+  EXPECT_EQ(p.rfind("/run/containerd/s/", 0), 0u);
+  EXPECT_EQ(p.size(), std::string("/run/containerd/s/").size() + 64);
+  EXPECT_NE(p, socketPath("/run/containerd/containerd.sock", "default", "t2"));
+  EXPECT_NE(p, socketPath("/run/containerd/containerd.sock", "k8s.io", "t1"));
+  EXPECT_EQ(socketAddress("/x"), "unix:///x");
+}
+
+class SocketDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/nv-shim-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(SocketDirTest, BindSocket_ReplacesStaleSocket_RefusesLiveOne) {
+  const std::string path = dir_ + "/s/sock";
+  {
+    auto first = bindSocket(path);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    // While it listens, a second start must see a live shim.
+    auto second = bindSocket(path);
+    ASSERT_FALSE(second.has_value());
+    EXPECT_EQ(second.error().code(), makeErrorCode(Errc::kAlreadyExists));
+  }
+  // The listener closed without unlinking (a crashed shim): the file is stale and replaced.
+  ASSERT_TRUE(std::filesystem::exists(path));
+  auto third = bindSocket(path);
+  ASSERT_TRUE(third.has_value()) << third.error().message();
+}
+
+TEST_F(SocketDirTest, WriteFileAtomic_WritesContentWithoutTempLeft) {
+  ASSERT_TRUE(writeFileAtomic(dir_, "address", "unix:///x").has_value());
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/address"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/.address"));
+  EXPECT_EQ(std::filesystem::file_size(dir_ + "/address"), 9u);
+}
+
+TEST(ShimStateDir, BesideTheCliStateDir_PerNamespace) {
+  EXPECT_EQ(sandboxStateDir("/run/nanovisor", "default"), "/run/nanovisor-shim/default");
+  EXPECT_EQ(sandboxStateDir("/tmp/x/state/", "k8s.io"), "/tmp/x/state-shim/k8s.io");
+}
+
+TEST(Rootfs, OverlayMount_GivesLowerdirsTopFirstAndUpperdir) {
+  auto dirs = rootfsDirs({{"overlay", "overlay",
+                           {"index=off", "workdir=/s/3/work", "upperdir=/s/3/fs",
+                            "lowerdir=/s/2/fs:/s/1/fs"}}},
+                         "/bundle", nlohmann::json::object());
+  ASSERT_TRUE(dirs.has_value()) << dirs.error().message();
+  EXPECT_EQ(dirs->lowerdirs, (std::vector<std::string>{"/s/2/fs", "/s/1/fs"}));
+  EXPECT_EQ(dirs->upperdir, "/s/3/fs");
+}
+
+TEST(Rootfs, BindMount_IsOneLowerdir) {
+  auto dirs = rootfsDirs({{"bind", "/s/1/fs", {"ro", "rbind"}}}, "/bundle", {});
+  ASSERT_TRUE(dirs.has_value());
+  EXPECT_EQ(dirs->lowerdirs, (std::vector<std::string>{"/s/1/fs"}));
+  EXPECT_TRUE(dirs->upperdir.empty());
+}
+
+TEST(Rootfs, NoMounts_UsesSpecRootPath_RelativeToBundle) {
+  auto rel = rootfsDirs({}, "/bundle", {{"root", {{"path", "rootfs"}}}});
+  ASSERT_TRUE(rel.has_value());
+  EXPECT_EQ(rel->lowerdirs, (std::vector<std::string>{"/bundle/rootfs"}));
+  auto abs = rootfsDirs({}, "/bundle", {{"root", {{"path", "/data/r"}}}});
+  ASSERT_TRUE(abs.has_value());
+  EXPECT_EQ(abs->lowerdirs, (std::vector<std::string>{"/data/r"}));
+}
+
+TEST(Rootfs, UnsupportedShapes_AreErrors) {
+  EXPECT_FALSE(rootfsDirs({{"ext4", "/dev/x", {}}}, "/b", {}).has_value());
+  EXPECT_FALSE(rootfsDirs({{"overlay", "overlay", {"upperdir=/u"}}}, "/b", {}).has_value());
+  EXPECT_FALSE(rootfsDirs({{"bind", "/a", {}}, {"bind", "/b", {}}}, "/b", {}).has_value());
+  EXPECT_FALSE(rootfsDirs({}, "/b", nlohmann::json::object()).has_value());
+}
+
+nlohmann::json ctrSpec() {
+  // The parts of what `ctr run IMG t1 sh -c 'exit 7'` writes into config.json that we use.
+  return nlohmann::json::parse(R"({
+    "ociVersion": "1.0.2-dev",
+    "process": {"user": {"uid": 1000, "gid": 100}, "args": ["sh", "-c", "exit 7"],
+                "env": ["PATH=/usr/bin:/bin", "A=b"], "cwd": "/tmp", "terminal": false},
+    "root": {"path": "rootfs"},
+    "hostname": "",
+    "linux": {"resources": {"memory": {"limit": 536870912},
+                            "cpu": {"quota": 150000, "period": 100000}},
+              "cgroupsPath": "/default/t1",
+              "namespaces": [{"type": "pid"}, {"type": "network"}]}
+  })");
+}
+
+TEST(BundleProcess, CtrSpec_MapsProcessAndLimits) {
+  auto process = bundleProcess(ctrSpec(), "t1", false);
+  ASSERT_TRUE(process.has_value()) << process.error().message();
+  EXPECT_EQ(process->command, (std::vector<std::string>{"sh", "-c", "exit 7"}));
+  EXPECT_EQ(process->hostname, "t1");  // empty hostname: the task id (12 chars at most)
+  EXPECT_EQ(process->memory_limit_bytes, 536870912u);
+  EXPECT_DOUBLE_EQ(process->cpus, 1.5);
+  const auto& spec = process->oci_spec;
+  EXPECT_EQ(spec["process"]["args"], ctrSpec()["process"]["args"]);
+  EXPECT_EQ(spec["process"]["cwd"], "/tmp");
+  EXPECT_EQ(spec["process"]["user"]["uid"], 1000);
+  EXPECT_EQ(spec["process"]["user"]["gid"], 100);
+  auto env = spec["process"]["env"].get<std::vector<std::string>>();
+  EXPECT_NE(std::find(env.begin(), env.end(), "A=b"), env.end());
+  EXPECT_EQ(spec["hostname"], "t1");
+}
+
+TEST(BundleProcess, NoArgs_IsError) {
+  auto spec = ctrSpec();
+  spec["process"]["args"] = nlohmann::json::array();
+  EXPECT_FALSE(bundleProcess(spec, "t1", false).has_value());
+  EXPECT_FALSE(bundleProcess(nlohmann::json::object(), "t1", false).has_value());
+}
+
+TEST(BundleProcess, VmMemory_LeavesRoomAboveTheContainerLimit) {
+  EXPECT_EQ(vmMemoryMib(256, 0), 256u);
+  EXPECT_EQ(vmMemoryMib(256, 64ull << 20), 256u);
+  EXPECT_EQ(vmMemoryMib(256, 512ull << 20), 512u + 96u);
+}
+
+TEST(Events, ForwardRequest_CarriesBareTypeUrlAndNamespace) {
+  cpb::TaskExit exit;
+  exit.set_container_id("t1");
+  exit.set_exit_status(7);
+  cpb::Timestamp when;
+  when.set_seconds(1700000000);
+  const std::string bytes =
+      forwardRequest("default", "/tasks/exit", "containerd.events.TaskExit",
+                     exit.SerializeAsString(), when);
+  cpb::ForwardRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.envelope().namespace_(), "default");
+  EXPECT_EQ(parsed.envelope().topic(), "/tasks/exit");
+  EXPECT_EQ(parsed.envelope().timestamp().seconds(), 1700000000);
+  EXPECT_EQ(parsed.envelope().event().type_url(), "containerd.events.TaskExit");
+  cpb::TaskExit back;
+  ASSERT_TRUE(back.ParseFromString(parsed.envelope().event().value()));
+  EXPECT_EQ(back.exit_status(), 7u);
+}
+
+}  // namespace
+}  // namespace nv::shim

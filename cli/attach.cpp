@@ -93,8 +93,16 @@ Result<int> killCommand(const GlobalOptions& global, const std::string& id,
   agentpb::SignalProcessRequest request;
   request.set_container_id(a.state.id);
   request.set_signal(static_cast<uint32_t>(sig));
-  NV_TRY(a.agent->call<agentpb::SignalProcessResponse>("SignalProcess", request));
-  return 0;
+  auto sent = a.agent->call<agentpb::SignalProcessResponse>("SignalProcess", request);
+  if (sent) return 0;
+  // A fatal signal can stop the sandbox before the agent's reply crosses its proxy; the
+  // owner then closes the connection. That is delivery, not failure: wait for the owner.
+  for (int i = 0; i < 50; ++i) {
+    auto now = a.store.load(a.state.id);
+    if (!now || now->liveStatus() != "running") return 0;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return tl::unexpected(sent.error());
 }
 
 Result<int> rmCommand(const GlobalOptions& global, const std::vector<std::string>& ids,

@@ -85,32 +85,6 @@ void removeTree(const std::string& path) {
 
 const char* agentVersion() { return NV_AGENT_VERSION; }
 
-int statusCodeFor(const Error& error) {
-  // gRPC codes: 3 INVALID_ARGUMENT, 4 DEADLINE_EXCEEDED, 5 NOT_FOUND, 6 ALREADY_EXISTS,
-  // 7 PERMISSION_DENIED, 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, 12 UNIMPLEMENTED,
-  // 13 INTERNAL, 14 UNAVAILABLE, 1 CANCELLED.
-  if (error.code().category() == nvCategory()) {
-    switch (static_cast<Errc>(error.code().value())) {
-      case Errc::kInvalidArgument: return 3;
-      case Errc::kTimeout: return 4;
-      case Errc::kNotFound: return 5;
-      case Errc::kAlreadyExists: return 6;
-      case Errc::kPermission: return 7;
-      case Errc::kTooLarge: return 8;
-      case Errc::kUnsupported: return 12;
-      case Errc::kUnavailable: return 14;
-      case Errc::kCancelled: return 1;
-      default: return 13;
-    }
-  }
-  if (error.isErrno(ENOENT)) return 5;
-  if (error.isErrno(EBUSY) || error.isErrno(ESRCH) || error.isErrno(EPIPE)) return 9;
-  if (error.isErrno(EPERM) || error.isErrno(EACCES)) return 7;
-  if (error.isErrno(EINVAL)) return 3;
-  if (error.isErrno(ENOMEM) || error.isErrno(ENOSPC)) return 8;
-  return 13;
-}
-
 AgentService::AgentService(AgentConfig config, Reaper& reaper)
     : config_(std::move(config)), reaper_(reaper), cgroups_(config_.cgroup_root) {
   std::error_code ec;

@@ -34,9 +34,6 @@ struct AgentConfig {
   bool host_mode = false;  // a test/debug process: directories as disks, host left alone
 };
 
-// ttrpc status code (gRPC numbering) for an error.
-[[nodiscard]] int statusCodeFor(const Error& error);
-
 // Thread-safe: every method may be called from any thread, and the blocking ones
 // (waitProcess, readStdout/readStderr, getOomEvent, writeStdin) block only their caller.
 class AgentService {

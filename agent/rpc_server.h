@@ -12,16 +12,6 @@ namespace nv::agent {
 
 inline constexpr const char* kServiceName = "nanovisor.agent.v1.AgentService";
 
-// A decoded ttrpc Request message (service, method, payload; other fields ignored).
-struct TtrpcRequest {
-  std::string service;
-  std::string method;
-  std::string payload;
-};
-
-// Decodes the protobuf body of a ttrpc request frame; false when it is malformed.
-[[nodiscard]] bool decodeTtrpcRequest(const std::string& bytes, TtrpcRequest& out);
-
 // Accepts connections on `listener` (Unix or vsock) and serves each until it closes.
 // Returns only on a fatal listener error.
 [[nodiscard]] Result<void> serveListener(AgentService& service, UniqueFd listener);

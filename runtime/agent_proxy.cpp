@@ -11,7 +11,7 @@
 
 #include "common/logging.h"
 #include "common/syscall.h"
-#include "runtime/ttrpc_wire.h"
+#include "common/ttrpc/blocking.h"
 
 namespace nv::runtime {
 namespace {
@@ -100,11 +100,11 @@ void AgentProxy::serve(std::shared_ptr<Connection> c) {
       }
       break;
     }
-    if (frame->type != ttrpc::kTypeRequest) {
-      logger->warn("closing client connection: frame type {}", frame->type);
+    if (frame->header.type != static_cast<uint8_t>(ttrpc::MessageType::kRequest)) {
+      logger->warn("closing client connection: frame type {}", frame->header.type);
       break;
     }
-    auto request = ttrpc::decodeRequest(frame->body);
+    auto request = ttrpc::decodeRequest(frame->payload);
     if (!request) {
       logger->warn("closing client connection: {}", request.error().message());
       break;
@@ -120,11 +120,10 @@ void AgentProxy::serve(std::shared_ptr<Connection> c) {
       std::lock_guard lock(mutex_);
       ++active_workers_;
     }
-    std::thread([this, c, stream = frame->stream, req = std::move(*request)] {
-      ttrpc::Response response;
+    std::thread([this, c, stream = frame->header.stream_id, req = std::move(*request)] {
+      ttrpc::ResponseMessage response;
       if (req.service != kAgentService) {
-        response.code = 12;
-        response.message = "unknown service " + req.service;
+        response.status = {ttrpc::StatusCode::kUnimplemented, "unknown service " + req.service};
       } else {
         auto timeout = req.timeout_nano > 0
                            ? std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -134,13 +133,12 @@ void AgentProxy::serve(std::shared_ptr<Connection> c) {
         if (reply) {
           response.payload = std::move(*reply);
         } else {
-          response.code = ttrpc::errorToStatus(reply.error());
-          response.message = reply.error().message();
+          response.status = ttrpc::errorToStatus(reply.error());
         }
       }
       {
         std::lock_guard write_lock(c->write_mutex);
-        (void)ttrpc::writeFrame(c->fd.get(), stream, ttrpc::kTypeResponse,
+        (void)ttrpc::writeFrame(c->fd.get(), stream, ttrpc::MessageType::kResponse,
                                 ttrpc::encodeResponse(response));
       }
       {

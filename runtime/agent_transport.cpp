@@ -13,9 +13,9 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "common/ttrpc/blocking.h"
 #include "common/unique_fd.h"
 #include "runtime/agent_client.h"
-#include "runtime/ttrpc_wire.h"
 
 namespace nv::runtime {
 namespace {
@@ -39,7 +39,7 @@ class UnixTransport final : public AgentTransport {
                            milliseconds timeout) override {
     const std::string body = ttrpc::encodeRequest(
         {.service = kAgentService, .method = method, .payload = payload,
-         .timeout_nano = static_cast<int64_t>(timeout.count()) * 1000000});
+         .timeout_nano = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count()});
     std::unique_lock lock(mutex_);
     if (closed_) return fail(Errc::kUnavailable, "agent " + method + ": connection closed");
     const uint32_t stream = next_stream_;
@@ -49,7 +49,7 @@ class UnixTransport final : public AgentTransport {
     Result<void> sent;
     {
       std::lock_guard write_lock(write_mutex_);
-      sent = ttrpc::writeFrame(fd_.get(), stream, ttrpc::kTypeRequest, body);
+      sent = ttrpc::writeFrame(fd_.get(), stream, ttrpc::MessageType::kRequest, body);
     }
     lock.lock();
     if (!sent) {
@@ -65,8 +65,10 @@ class UnixTransport final : public AgentTransport {
                                       std::to_string(timeout.count()) + " ms");
     }
     if (!result.done) return fail(Errc::kUnavailable, "agent " + method + ": connection closed");
-    if (result.response.code != 0) {
-      return tl::unexpected(ttrpc::statusToError(result.response.code, result.response.message));
+    if (const ttrpc::Status& status = result.response.status; status.code != ttrpc::StatusCode::kOk) {
+      // Users read the agent's own message; the error keeps the status's class of failure.
+      const Error error = ttrpc::statusToError(static_cast<int32_t>(status.code), status.message);
+      return tl::unexpected(Error(error.code(), status.message));
     }
     return std::move(result.response.payload);
   }
@@ -74,7 +76,7 @@ class UnixTransport final : public AgentTransport {
  private:
   struct Pending {
     bool done = false;
-    ttrpc::Response response;
+    ttrpc::ResponseMessage response;
   };
 
   void readLoop() {
@@ -86,17 +88,18 @@ class UnixTransport final : public AgentTransport {
         }
         break;
       }
-      if (frame->type != ttrpc::kTypeResponse) {
-        log::get("agent-client")->warn("closing agent connection: frame type {}", frame->type);
+      if (frame->header.type != static_cast<uint8_t>(ttrpc::MessageType::kResponse)) {
+        log::get("agent-client")->warn("closing agent connection: frame type {}",
+                                       frame->header.type);
         break;
       }
-      auto response = ttrpc::decodeResponse(frame->body);
+      auto response = ttrpc::decodeResponse(frame->payload);
       if (!response) {
         log::get("agent-client")->warn("closing agent connection: {}", response.error().message());
         break;
       }
       std::lock_guard lock(mutex_);
-      if (auto it = pending_.find(frame->stream); it != pending_.end()) {
+      if (auto it = pending_.find(frame->header.stream_id); it != pending_.end()) {
         it->second.done = true;
         it->second.response = std::move(*response);
         cv_.notify_all();

@@ -2,6 +2,8 @@
 // ttrpc status <-> nv::Error mapping.
 #include "common/ttrpc/status.h"
 
+#include <cerrno>
+
 #include <fmt/format.h>
 
 namespace nv::ttrpc {
@@ -56,8 +58,26 @@ std::optional<int32_t> statusCode(const Error& error) {
 }
 
 Status errorToStatus(const Error& error) {
+  // A status that came over the wire goes back out unchanged (e.g. through a proxy).
+  if (auto raw = statusCode(error); raw && *raw > 0 && *raw <= 16) {
+    std::string message = error.message();
+    if (const size_t at = message.rfind(" (ttrpc status "); at != std::string::npos) {
+      message.resize(at);
+    }
+    return Status{static_cast<StatusCode>(*raw), std::move(message)};
+  }
   StatusCode code = StatusCode::kInternal;
-  if (error.is(Errc::kNotFound)) {
+  if (error.isErrno(ENOENT)) {
+    code = StatusCode::kNotFound;
+  } else if (error.isErrno(EBUSY) || error.isErrno(ESRCH) || error.isErrno(EPIPE)) {
+    code = StatusCode::kFailedPrecondition;
+  } else if (error.isErrno(EPERM) || error.isErrno(EACCES)) {
+    code = StatusCode::kPermissionDenied;
+  } else if (error.isErrno(EINVAL)) {
+    code = StatusCode::kInvalidArgument;
+  } else if (error.isErrno(ENOMEM) || error.isErrno(ENOSPC)) {
+    code = StatusCode::kResourceExhausted;
+  } else if (error.is(Errc::kNotFound)) {
     code = StatusCode::kNotFound;
   } else if (error.is(Errc::kInvalidArgument) || error.is(Errc::kProtocol)) {
     code = StatusCode::kInvalidArgument;

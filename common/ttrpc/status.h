@@ -49,7 +49,10 @@ struct Status {
 
 // The status a server should send for an nv::Error (inverse of the mapping above; kTimeout ->
 // DEADLINE_EXCEEDED, kProtocol/kTooLarge -> INVALID_ARGUMENT/RESOURCE_EXHAUSTED, others
-// INTERNAL). A handler may use this to answer with a Result's error.
+// INTERNAL). An error from statusToError keeps its code (so a proxy passes it on unchanged);
+// errno errors map ENOENT -> NOT_FOUND, EBUSY/ESRCH/EPIPE -> FAILED_PRECONDITION, EPERM/EACCES
+// -> PERMISSION_DENIED, EINVAL -> INVALID_ARGUMENT, ENOMEM/ENOSPC -> RESOURCE_EXHAUSTED.
+// A handler may use this to answer with a Result's error.
 [[nodiscard]] Status errorToStatus(const Error& error);
 
 }  // namespace nv::ttrpc

@@ -8,7 +8,7 @@
 #include "agent/boot_options.h"
 #include "agent/oci_spec.h"
 #include "agent/passwd.h"
-#include "agent/rpc_server.h"
+#include "common/ttrpc/blocking.h"
 #include "agent/seccomp_filter.h"
 #include "proto/agent.pb.h"
 
@@ -30,10 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)nv::agent::parseProcess(input);
       break;
     case 2: {
-      nv::agent::TtrpcRequest req;
-      if (nv::agent::decodeTtrpcRequest(input, req)) {
+      auto req = nv::ttrpc::decodeRequest(input);
+      if (req) {
         ::nanovisor::agent::v1::CreateContainerRequest create;
-        if (create.ParseFromString(req.payload)) {
+        if (create.ParseFromString(req->payload)) {
           (void)nv::agent::parseSpec(create.oci_spec_json());
         }
       }

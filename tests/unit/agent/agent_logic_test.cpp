@@ -449,31 +449,5 @@ TEST(Boot, SerialPort_FoundByName) {
   EXPECT_FALSE(missing);
 }
 
-TEST(Ttrpc, Request_DecodesServiceMethodPayload) {
-  // Request{service: "s", method: "Health", payload: "\x08\x01", timeout_nano: 5}
-  const std::string bytes("\x0a\x01s\x12\x06Health\x1a\x02\x08\x01\x20\x05", 17);
-  TtrpcRequest req;
-  ASSERT_TRUE(decodeTtrpcRequest(bytes, req));
-  EXPECT_EQ(req.service, "s");
-  EXPECT_EQ(req.method, "Health");
-  EXPECT_EQ(req.payload, std::string("\x08\x01", 2));
-}
-
-TEST(Ttrpc, TruncatedRequest_IsRejected) {
-  const std::string bytes("\x0a\x09s", 3);  // says 9 bytes, has 1
-  TtrpcRequest req;
-  EXPECT_FALSE(decodeTtrpcRequest(bytes, req));
-}
-
-TEST(StatusCodes, MapErrorsToGrpcCodes) {
-  EXPECT_EQ(statusCodeFor(Error(Errc::kInvalidArgument, "x")), 3);
-  EXPECT_EQ(statusCodeFor(Error(Errc::kNotFound, "x")), 5);
-  EXPECT_EQ(statusCodeFor(Error(Errc::kAlreadyExists, "x")), 6);
-  EXPECT_EQ(statusCodeFor(Error(Errc::kPermission, "x")), 7);
-  EXPECT_EQ(statusCodeFor(Error::fromErrno(EBUSY, "x")), 9);
-  EXPECT_EQ(statusCodeFor(Error::fromErrno(ENOENT, "x")), 5);
-  EXPECT_EQ(statusCodeFor(Error(Errc::kInternal, "x")), 13);
-}
-
 }  // namespace
 }  // namespace nv::agent

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The ttrpc wire codec, the agent client and the api.sock proxy: client -> proxy -> a fake
+// The agent client and the api.sock proxy: client -> proxy -> a fake
 // agent transport, over real Unix sockets.
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -14,53 +14,11 @@
 
 #include "runtime/agent_client.h"
 #include "runtime/agent_proxy.h"
-#include "runtime/ttrpc_wire.h"
 
 namespace nv::runtime {
 namespace {
 
 using std::chrono::milliseconds;
-
-// Hand-made bytes: Request{service "s", method "m", payload "p"} in a frame with stream 1.
-TEST(TtrpcWire, DecodesHandMadeRequest) {
-  const std::string body = std::string("\x0a\x01s\x12\x01m\x1a\x01p", 9);
-  auto request = ttrpc::decodeRequest(body);
-  ASSERT_TRUE(request);
-  EXPECT_EQ(request->service, "s");
-  EXPECT_EQ(request->method, "m");
-  EXPECT_EQ(request->payload, "p");
-  EXPECT_EQ(ttrpc::encodeRequest(*request), body);
-}
-
-TEST(TtrpcWire, ResponseStatusRoundTrips) {
-  ttrpc::Response r{.code = 5, .message = "no such container", .payload = ""};
-  auto decoded = ttrpc::decodeResponse(ttrpc::encodeResponse(r));
-  ASSERT_TRUE(decoded);
-  EXPECT_EQ(decoded->code, 5);
-  EXPECT_EQ(decoded->message, "no such container");
-  EXPECT_TRUE(ttrpc::statusToError(5, "x").is(Errc::kNotFound));
-}
-
-TEST(TtrpcWire, GarbageBody_IsProtocolError) {
-  EXPECT_FALSE(ttrpc::decodeRequest(std::string("\x0a\xff\xff\xff\xff\x0f", 6)));
-  EXPECT_FALSE(ttrpc::decodeResponse(std::string("\x12\x05" "ab", 4)));
-}
-
-TEST(TtrpcWire, Frames_OversizedAndTruncatedAreRefused) {
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  const uint8_t oversized[10] = {0x00, 0x50, 0x00, 0x01, 0, 0, 0, 1, 1, 0};  // 5 MiB
-  ASSERT_EQ(::write(sv[0], oversized, sizeof(oversized)), 10);
-  auto big = ttrpc::readFrame(sv[1]);
-  ASSERT_FALSE(big);
-  EXPECT_TRUE(big.error().is(Errc::kTooLarge));
-  ASSERT_EQ(::write(sv[0], oversized, 4), 4);
-  ::close(sv[0]);
-  auto truncated = ttrpc::readFrame(sv[1]);
-  ASSERT_FALSE(truncated);
-  EXPECT_TRUE(truncated.error().is(Errc::kProtocol));
-  ::close(sv[1]);
-}
 
 // A fake agent: "Echo" returns the payload, "Block" waits until released, "Fail" returns
 // NOT_FOUND; anything else UNIMPLEMENTED. Thread-safe like the real transport.

@@ -17,12 +17,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) {
     return 0;
   }
+  static char base_path[] = "/tmp/nv-images-tar-fuzz-XXXXXX";
   static const std::string base = [] {
-    std::string t = "/tmp/nv-images-tar-fuzz-XXXXXX";
-    if (::mkdtemp(t.data()) == nullptr) {
+    if (::mkdtemp(base_path) == nullptr) {
       std::abort();
     }
-    return t;
+    std::atexit([] { ::rmdir(base_path); });  // root/ is removed after every input
+    return std::string(base_path);
   }();
   nv::UniqueFd base_fd(::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!base_fd || ::mkdirat(base_fd.get(), "root", 0755) != 0) {

@@ -48,8 +48,12 @@ Env& env() {
       out.skip = tar + " missing: run 'make images'";
       return out;
     }
-    char tmpl[] = "/tmp/nv-cli-e2e-XXXXXX";
+    static char tmpl[] = "/tmp/nv-cli-e2e-XXXXXX";
     out.root = ::mkdtemp(tmpl);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(tmpl, ec);
+    });
     // The libvirt driver's QEMU runs as libvirt-qemu and must reach the image store.
     ::chmod(out.root.c_str(), 0755);
     auto imported = runCommand({out.nanovisor, "--image-root", out.root + "/images", "image",

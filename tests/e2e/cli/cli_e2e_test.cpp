@@ -307,6 +307,43 @@ TEST_F(CliE2eTest, TwoSandboxes_DoNotSeeEachOther) {
   (void)a->wait(milliseconds(60000));
 }
 
+TEST_F(CliE2eTest, Run_InterruptGoesToTheWorkload) {
+  // SIGINT to an attached `run` (Ctrl-C without -t) is forwarded to the workload, whose own
+  // handler decides: here it prints and exits 5, which becomes run's exit status.
+  const std::string out = env().root + "/int.out";
+  auto run = Subprocess::spawn(
+      {.argv = {env().nanovisor, "--state-dir", env().root + "/state", "--image-root",
+                env().root + "/images", "run", "--rm", "--name", "int1", "busybox", "sh", "-c",
+                "trap 'echo got-int; exit 5' INT; echo ready; while true; do sleep 1; done"},
+       .stdout_path = out,
+       .stderr_path = "=stdout"});
+  ASSERT_TRUE(run) << run.error().message();
+  std::string text;
+  for (int i = 0; i < 600 && text.find("ready") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    std::ifstream f(out);
+    text.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  ASSERT_NE(text.find("ready"), std::string::npos) << text;
+  ASSERT_TRUE(run->signal(SIGINT));
+  auto status = run->wait(milliseconds(60000));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(waitStatusToExitCode(*status), 5);
+  std::ifstream f(out);
+  text.assign(std::istreambuf_iterator<char>(f), {});
+  EXPECT_NE(text.find("got-int"), std::string::npos) << text;
+}
+
+TEST_F(CliE2eTest, BadInput_AgentDeadline_OneLineErrorNothingLeft) {
+  // A guest whose agent cannot answer in time (here: a 300 ms deadline under TCG) ends in one
+  // line naming the agent, a non-zero status, and no VM or sandbox directory (TearDown).
+  std::ofstream(env().root + "/deadline.toml") << "agent_timeout_ms = 300\n";
+  auto r = nv("--config " + env().root + "/deadline.toml run --rm busybox true");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("agent did not answer"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
 TEST_F(CliE2eTest, BadInput_OneLineErrorsAndNonZero) {
   auto unknown = nv("run --rm nosuchimage true");
   EXPECT_NE(unknown.exit_code, 0);

@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -83,17 +84,90 @@ def bench_kernel_cached(build):
 
 def bench_run_true(build):
     kdir = kernel_dir()
+    initramfs = build / "guest-kernel/testinit/testinit.cpio.gz"
+    ours = busybox_cli(build) + ["run", "--rm", "busybox", "true"]
+    peer = qemu_boot_cmd("microvm,x-option-roms=off,rtc=off,acpi=off", kdir / "vmlinux", initramfs)
+    return (lambda: timed(ours)), (lambda: timed(peer)), "bare QEMU TCG boot to init (same kernel)"
+
+
+def busybox_cli(build):
+    """A private nanovisor store with busybox imported: (base argv, root)."""
     nanovisor = build / "bin/nanovisor"
     tar = build / "images/busybox-oci.tar"
-    initramfs = build / "guest-kernel/testinit/testinit.cpio.gz"
     if not (nanovisor.exists() and tar.exists() and (build / "share/nanovisor/initramfs.cpio.gz").exists()):
         raise Skip("nanovisor, initramfs or busybox image not built (make initramfs images)")
     root = Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
     base = [str(nanovisor), "--image-root", str(root / "images"), "--state-dir", str(root / "state")]
     sh(base + ["image", "import", str(tar), "--name", "busybox"])
+    return base
+
+
+class RuncBundle:
+    """The same busybox image as an OCI bundle for runc, the peer of the run and exec rows:
+    the layers of build/images/busybox-oci.tar unpacked in order, config from `runc spec`."""
+    path = None
+
+    @classmethod
+    def setup(cls, build):
+        if not shutil.which("runc"):
+            raise Skip("runc missing (apt-get install runc)")
+        if cls.path is None:
+            bundle = WORK / "runc-bundle"
+            rootfs = bundle / "rootfs"
+            rootfs.mkdir(parents=True)
+            with tarfile.open(build / "images/busybox-oci.tar") as oci:
+                def blob(digest):
+                    return oci.extractfile("blobs/sha256/" + digest.split(":", 1)[1])
+                index = json.load(oci.extractfile("index.json"))
+                manifest = json.load(blob(index["manifests"][0]["digest"]))
+                for layer in manifest["layers"]:
+                    with tarfile.open(fileobj=blob(layer["digest"]), mode="r:*") as t:
+                        t.extractall(rootfs)
+            sh(["runc", "spec", "--bundle", str(bundle)])
+            config = json.loads((bundle / "config.json").read_text())
+            config["process"]["terminal"] = False
+            (bundle / "config.json").write_text(json.dumps(config))
+            cls.path = bundle
+        return cls.path
+
+    @staticmethod
+    def with_args(bundle, args):
+        config = json.loads((bundle / "config.json").read_text())
+        config["process"]["args"] = args
+        (bundle / "config.json").write_text(json.dumps(config))
+
+    @staticmethod
+    def runc():
+        return ["runc", "--root", str(WORK / "runc-state")]
+
+
+def bench_run_true_vs_runc(build):
+    base = busybox_cli(build)
+    bundle = RuncBundle.setup(build)
+    RuncBundle.with_args(bundle, ["true"])
+    count = iter(range(1 << 30))
     ours = base + ["run", "--rm", "busybox", "true"]
-    peer = qemu_boot_cmd("microvm,x-option-roms=off,rtc=off,acpi=off", kdir / "vmlinux", initramfs)
-    return (lambda: timed(ours)), (lambda: timed(peer)), "bare QEMU TCG boot to init (same kernel)"
+    return ((lambda: timed(ours)),
+            (lambda: timed(RuncBundle.runc() + ["run", "--bundle", str(bundle),
+                                                f"nv-bench-{next(count)}"])),
+            "runc run (same busybox image)")
+
+
+def bench_exec_latency(build):
+    base = busybox_cli(build)
+    bundle = RuncBundle.setup(build)
+    RuncBundle.with_args(bundle, ["sleep", "3600"])
+    sh(base + ["run", "-d", "--name", "nv-bench-exec", "busybox", "sleep", "3600"])
+    runc = RuncBundle.runc()
+    subprocess.run(runc + ["run", "-d", "--bundle", str(bundle), "nv-bench-exec"], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cleanup():
+        subprocess.run(base + ["rm", "-f", "nv-bench-exec"], capture_output=True)
+        subprocess.run(runc + ["delete", "-f", "nv-bench-exec"], capture_output=True)
+    return ((lambda: timed(base + ["exec", "nv-bench-exec", "true"])),
+            (lambda: timed(runc + ["exec", "nv-bench-exec", "true"])),
+            "runc exec in a running container", cleanup)
 
 
 class ImageBench:
@@ -198,6 +272,10 @@ def bench_rootfs_cached(build):
 BENCHMARKS = [
     ("vm", "nanovisor run --rm busybox true (qemu driver, TCG)", "s",
      "overhead ≤ 300 ms over peer", bench_run_true),
+    ("vm", "nanovisor run --rm busybox true vs runc", "s", "report (VM vs shared kernel)",
+     bench_run_true_vs_runc),
+    ("vm", "exec round trip in a running sandbox (exec ID true)", "s", "report",
+     bench_exec_latency),
     ("vm", "guest boot to init, QEMU TCG microvm + vmlinux", "s", "≤ peer", bench_boot_to_init),
     ("kernel", "make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
     ("images", f"image import (cold): ~{IMAGE_MIB} MiB 5-layer OCI layout, verify + unpack", "s",
@@ -265,15 +343,19 @@ def main():
             print(f"bench: {metric} ...", file=sys.stderr, flush=True)
             row = {"group": group, "metric": metric, "unit": unit, "goal": goal, "host": host}
             try:
-                ours_fn, peer_fn, peer_name = setup(build)
-                ours = measure(ours_fn, args.runs)
-                row.update(ours_median=statistics.median(ours), ours_min=min(ours),
-                           ours_max=max(ours), runs=args.runs, peer=peer_name)
-                if peer_fn:
-                    peer = measure(peer_fn, args.runs)
-                    row.update(peer_median=statistics.median(peer), peer_min=min(peer),
-                               peer_max=max(peer))
-                    row["ratio"] = row["ours_median"] / row["peer_median"]
+                ours_fn, peer_fn, peer_name, *cleanup = setup(build)
+                try:
+                    ours = measure(ours_fn, args.runs)
+                    row.update(ours_median=statistics.median(ours), ours_min=min(ours),
+                               ours_max=max(ours), runs=args.runs, peer=peer_name)
+                    if peer_fn:
+                        peer = measure(peer_fn, args.runs)
+                        row.update(peer_median=statistics.median(peer), peer_min=min(peer),
+                                   peer_max=max(peer))
+                        row["ratio"] = row["ours_median"] / row["peer_median"]
+                finally:
+                    for fn in cleanup:
+                        fn()
             except Skip as e:
                 row["skipped"] = str(e)
             except subprocess.CalledProcessError as e:

@@ -334,6 +334,30 @@ TEST_F(CliE2eTest, Run_InterruptGoesToTheWorkload) {
   EXPECT_NE(text.find("got-int"), std::string::npos) << text;
 }
 
+TEST_F(CliE2eTest, RunTty_CtrlCGoesToTheWorkload) {
+  // `run -it` on a terminal (script(1) gives it a pty): the ^C byte travels raw to the guest's
+  // terminal, whose line discipline turns it into SIGINT for the workload.
+  const std::string dir = env().root + "/tty";
+  std::filesystem::create_directories(dir);
+  const std::string driver = R"(cd "$2"
+( i=0; while ! grep -q ready T 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
+  printf '\003'
+  while [ ! -e done ]; do sleep 0.1; done ) |
+( script -qfec "$1 run -it --rm busybox sh -c 'trap \"echo got-int; exit 5\" INT; echo ready; while true; do sleep 1; done'" T >/dev/null
+  echo $? > done )
+cat done)";
+  auto r = runCommand({"sh", "-c", driver, "sh",
+                       env().nanovisor + " --state-dir " + env().root + "/state --image-root " +
+                           env().root + "/images",
+                       dir},
+                      milliseconds(180000));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->output, "5\n");
+  std::ifstream f(dir + "/T");
+  const std::string session(std::istreambuf_iterator<char>(f), {});
+  EXPECT_NE(session.find("got-int"), std::string::npos) << session;
+}
+
 TEST_F(CliE2eTest, BadInput_AgentDeadline_OneLineErrorNothingLeft) {
   // A guest whose agent cannot answer in time (here: a 300 ms deadline under TCG) ends in one
   // line naming the agent, a non-zero status, and no VM or sandbox directory (TearDown).

@@ -3,7 +3,8 @@
 # Builds the default busybox OCI image from Debian's busybox-static, reproducibly.
 #   images/busybox/build.sh OUT_DIR
 # writes OUT_DIR/busybox-oci/ (an OCI image layout) and OUT_DIR/busybox-oci.tar (the same
-# layout as a tar, for `nanovisor image import` and `ctr images import --index-name`).
+# layout as a tar, for `nanovisor image import` and `ctr images import`), and the same pair for
+# pause-oci (the same layer; command `sleep 1000000`): the sandbox image of CRI pods.
 # Fixed mtimes (SOURCE_DATE_EPOCH, default 1700000000), sorted entries, uid/gid 0, gzip with
 # no name/mtime: the same busybox binary always gives the same manifest digest.
 set -euo pipefail
@@ -11,6 +12,7 @@ out=${1:?usage: build.sh OUT_DIR}
 busybox=${BUSYBOX:-/bin/busybox}
 epoch=${SOURCE_DATE_EPOCH:-1700000000}
 ref=${REF_NAME:-docker.io/library/busybox:latest}
+pause_ref=${PAUSE_REF_NAME:-docker.io/nanovisor/pause:1}
 python=/usr/bin/python3
 [[ -x $python ]] || python=python3
 
@@ -23,10 +25,10 @@ if ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
   exit 1
 fi
 mkdir -p "$out"
-"$python" - "$busybox" "$out" "$epoch" "$ref" <<'PY'
+"$python" - "$busybox" "$out" "$epoch" "$ref" "$pause_ref" <<'PY'
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile, time, shutil
 
-busybox, out, epoch, ref = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+busybox, out, epoch, ref, pause_ref = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 applets = subprocess.run([busybox, "--list-full"], check=True, capture_output=True,
                          text=True).stdout.split()
 
@@ -78,53 +80,59 @@ with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0, filename="") as g:
 layer = gz.getvalue()
 
 def sha(b): return hashlib.sha256(b).hexdigest()
-created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-config = {
-    "created": created, "architecture": "amd64", "os": "linux",
-    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-               "Cmd": ["sh"], "WorkingDir": "/"},
-    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha(layer_tar)]},
-    "history": [{"created": created,
-                 "created_by": "nanovisor images/busybox/build.sh (Debian busybox-static)"}],
-}
-config_b = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-manifest = {
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-               "digest": "sha256:" + sha(config_b), "size": len(config_b)},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": "sha256:" + sha(layer), "size": len(layer)}],
-}
-manifest_b = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-index = {
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-    "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                   "digest": "sha256:" + sha(manifest_b), "size": len(manifest_b),
-                   "platform": {"architecture": "amd64", "os": "linux"},
-                   "annotations": {"org.opencontainers.image.ref.name": ref,
-                                   "io.containerd.image.name": ref}}],
-}
-index_b = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
+def build(name, cmd, ref):
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    config = {
+        "created": created, "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                   "Cmd": cmd, "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha(layer_tar)]},
+        "history": [{"created": created,
+                     "created_by": "nanovisor images/busybox/build.sh (Debian busybox-static)"}],
+    }
+    config_b = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    manifest = {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": "sha256:" + sha(config_b), "size": len(config_b)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": "sha256:" + sha(layer), "size": len(layer)}],
+    }
+    manifest_b = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    index = {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": "sha256:" + sha(manifest_b), "size": len(manifest_b),
+                       "platform": {"architecture": "amd64", "os": "linux"},
+                       "annotations": {"org.opencontainers.image.ref.name": ref,
+                                       "io.containerd.image.name": ref}}],
+    }
+    index_b = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
 
-layout = os.path.join(out, "busybox-oci")
-shutil.rmtree(layout, ignore_errors=True)
-os.makedirs(os.path.join(layout, "blobs", "sha256"))
-files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": index_b}
-for b in (layer, config_b, manifest_b):
-    files["blobs/sha256/" + sha(b)] = b
-for rel, data in files.items():
-    with open(os.path.join(layout, rel), "wb") as fh:
-        fh.write(data)
+    layout = os.path.join(out, name + "-oci")
+    shutil.rmtree(layout, ignore_errors=True)
+    os.makedirs(os.path.join(layout, "blobs", "sha256"))
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": index_b}
+    for b in (layer, config_b, manifest_b):
+        files["blobs/sha256/" + sha(b)] = b
+    for rel, data in files.items():
+        with open(os.path.join(layout, rel), "wb") as fh:
+            fh.write(data)
 
-tmp = os.path.join(out, "busybox-oci.tar.tmp")
-with tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
-    for rel in ["blobs", "blobs/sha256"]:
-        ti = tarfile.TarInfo(rel); ti.type = tarfile.DIRTYPE; ti.mode = 0o755; ti.mtime = epoch
-        tar.addfile(ti)
-    for rel in sorted(files):
-        ti = tarfile.TarInfo(rel); ti.size = len(files[rel]); ti.mode = 0o644; ti.mtime = epoch
-        ti.uname = ti.gname = "root"
-        tar.addfile(ti, io.BytesIO(files[rel]))
-os.replace(tmp, os.path.join(out, "busybox-oci.tar"))
-print("sha256:" + sha(manifest_b), ref)
+    tmp = os.path.join(out, name + "-oci.tar.tmp")
+    with tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel in ["blobs", "blobs/sha256"]:
+            ti = tarfile.TarInfo(rel); ti.type = tarfile.DIRTYPE; ti.mode = 0o755; ti.mtime = epoch
+            tar.addfile(ti)
+        for rel in sorted(files):
+            ti = tarfile.TarInfo(rel); ti.size = len(files[rel]); ti.mode = 0o644; ti.mtime = epoch
+            ti.uname = ti.gname = "root"
+            tar.addfile(ti, io.BytesIO(files[rel]))
+    os.replace(tmp, os.path.join(out, name + "-oci.tar"))
+    print("sha256:" + sha(manifest_b), ref)
+
+
+build("busybox", ["sh"], ref)
+# The CRI sandbox ("pause") image: the same layer, a command that keeps the pod alive.
+build("pause", ["sleep", "1000000"], pause_ref)
 PY

@@ -7,8 +7,10 @@ Writes bench/results/latest.md and latest.json and prints the table. Each measur
 once as a warm-up, then N times (default 5); the table shows medians, the ratio ours/peer, the
 goal, and min/max. Rows whose prerequisites are missing are listed as skipped with the reason.
 
-Groups: vm (nanovisor run, guest boot), kernel (kernel cache), images (OCI import and EROFS
-rootfs build of a generated ~100 MiB 5-layer image, beside `umoci unpack`). `--only` (or
+Groups: vm (nanovisor run and exec beside bare QEMU and runc, guest boot), containerd (`ctr run`
+through a private containerd with our shim beside runc's, host memory per idle container),
+kernel (kernel cache), images (OCI import and EROFS rootfs build of a generated ~100 MiB
+5-layer image, beside `umoci unpack`). `--only` (or
 NV_BENCH_ONLY) picks a group by name or rows whose metric contains the string; a partial run
 replaces only its own rows in latest.{md,json} and keeps the others.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = None  # set by main(): the scratch dir shared by every benchmark
+CLEANUPS = []  # run by main() before the work dir goes (e.g. stop the private containerd)
 IMAGE_MIB = int(os.environ.get("NV_BENCH_IMAGE_MIB", "100"))
 
 
@@ -170,6 +173,131 @@ def bench_exec_latency(build):
             "runc exec in a running container", cleanup)
 
 
+class Containerd:
+    """A private containerd for the ctr rows: root, state, socket and config under WORK, the
+    CRI plugin off, our bin/ first on its PATH (so it finds containerd-shim-nanovisor-v2)."""
+    sock = None
+    image = "docker.io/library/busybox:latest"
+    shims = {"nanovisor": "containerd-shim-nanovisor-v2", "runc": "containerd-shim-runc-v2"}
+
+    @classmethod
+    def setup(cls, build):
+        for tool in ("/usr/bin/containerd", "/usr/bin/ctr"):
+            if not os.access(tool, os.X_OK):
+                raise Skip(f"{tool} missing (apt-get install containerd)")
+        if not (build / "bin/containerd-shim-nanovisor-v2").exists():
+            raise Skip("containerd-shim-nanovisor-v2 not built (make build)")
+        busybox_cli(build)  # the same prerequisites as the CLI rows
+        if cls.sock:
+            return cls
+        root = WORK / "containerd"
+        root.mkdir()
+        cls.sock = str(root / "containerd.sock")
+        (root / "config.toml").write_text(
+            f'version = 2\nroot = "{root}/root"\nstate = "{root}/state"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\n  address = "{cls.sock}"\n')
+        env = dict(os.environ, PATH=f"{build / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                   NANOVISOR_STATE_DIR=str(root / "nv-state"),
+                   NANOVISOR_IMAGE_ROOT=str(root / "nv-images"))
+        log = open(root / "containerd.log", "w")
+        proc = subprocess.Popen(["/usr/bin/containerd", "--config", str(root / "config.toml")],
+                                stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+        def stop():
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+            cls.sock = None
+        CLEANUPS.append(stop)
+        for _ in range(100):
+            if subprocess.run(cls.ctr("version"), capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        sh(cls.ctr("images", "import", str(build / "images/busybox-oci.tar")))
+        return cls
+
+    @classmethod
+    def ctr(cls, *args):
+        return ["ctr", "--address", cls.sock, *args]
+
+    @classmethod
+    def runtime(cls, name):
+        return f"io.containerd.{name}.v2"
+
+
+def bench_ctr_run_true(build):
+    c = Containerd.setup(build)
+    count = iter(range(1 << 30))
+
+    def run(name):
+        return lambda: timed(c.ctr("run", "--rm", "--runtime", c.runtime(name), c.image,
+                                   f"nv-bench-{name}-{next(count)}", "true"))
+    return run("nanovisor"), run("runc"), "ctr run --rm with runc (io.containerd.runc.v2)"
+
+
+def tree_rss_mib(root_pid):
+    """Resident memory (Pss where the kernel has it) of a process and all its descendants."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    total_kib, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            key = "Pss:"
+        except OSError:
+            try:
+                text, key = Path(f"/proc/{pid}/status").read_text(), "VmRSS:"
+            except OSError:
+                continue
+        for line in text.splitlines():
+            if line.startswith(key):
+                total_kib += int(line.split()[1])
+                break
+    return total_kib / 1024
+
+
+def bench_idle_container_memory(build):
+    """Host memory one idle `sleep` container costs: its shim and everything under it (for
+    nanovisor the VMM with the guest's touched memory; for runc the workload)."""
+    c = Containerd.setup(build)
+    count = iter(range(1 << 30))
+
+    def measure_one(name):
+        def fn():
+            cid = f"nv-bench-mem-{name}-{next(count)}"
+            sh(c.ctr("run", "-d", "--runtime", c.runtime(name), c.image, cid, "sleep", "3600"))
+            try:
+                time.sleep(2)  # let the guest settle after boot
+                shim = subprocess.run(["pgrep", "-f", f"{c.shims[name]} .*-id {cid}( |$)"],
+                                      capture_output=True, text=True).stdout.split()
+                if not shim:
+                    raise Skip(f"no {c.shims[name]} process found for {cid}")
+                return tree_rss_mib(int(shim[0]))
+            finally:
+                subprocess.run(c.ctr("task", "kill", "-s", "KILL", cid), capture_output=True)
+                for _ in range(100):
+                    if subprocess.run(c.ctr("task", "rm", cid), capture_output=True).returncode == 0:
+                        break
+                    time.sleep(0.1)
+                subprocess.run(c.ctr("container", "rm", cid), capture_output=True)
+        return fn
+    return measure_one("nanovisor"), measure_one("runc"), "runc shim + workload"
+
+
 class ImageBench:
     """One generated OCI layout shared by the image rows (bench/images/gen_image.py)."""
     layout = None
@@ -277,6 +405,10 @@ BENCHMARKS = [
     ("vm", "exec round trip in a running sandbox (exec ID true)", "s", "report",
      bench_exec_latency),
     ("vm", "guest boot to init, QEMU TCG microvm + vmlinux", "s", "≤ peer", bench_boot_to_init),
+    ("containerd", "ctr run --rm busybox true (nanovisor vs runc)", "s",
+     "report (VM vs shared kernel)", bench_ctr_run_true),
+    ("containerd", "host memory per idle container (shim + VMM, Pss)", "MiB",
+     "sets overhead.podFixed", bench_idle_container_memory),
     ("kernel", "make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
     ("images", f"image import (cold): ~{IMAGE_MIB} MiB 5-layer OCI layout, verify + unpack", "s",
      "≤ peer", bench_image_import_cold),
@@ -362,6 +494,8 @@ def main():
                 row["skipped"] = f"command failed: {' '.join(map(str, e.cmd))[:120]}"
             rows.append(row)
     finally:
+        for fn in reversed(CLEANUPS):
+            fn()
         shutil.rmtree(WORK, ignore_errors=True)
 
     out = ROOT / "bench/results"

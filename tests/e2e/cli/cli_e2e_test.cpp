@@ -67,6 +67,29 @@ Env& env() {
   return e;
 }
 
+// Command lines of processes that belong to the test root: it appears in their command line,
+// or their root or working directory is below it (a jailed VMM).
+std::string processesUnderRoot() {
+  std::string found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = entry.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid == std::to_string(::getpid())) {
+      continue;
+    }
+    std::ifstream f(entry.path() / "cmdline");
+    std::string cmdline(std::istreambuf_iterator<char>(f), {});
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    bool ours = cmdline.find(env().root) != std::string::npos;
+    for (const char* link : {"root", "cwd"}) {
+      auto target = std::filesystem::read_symlink(entry.path() / link, ec);
+      ours = ours || (!ec && target.string().rfind(env().root, 0) == 0);
+    }
+    if (ours) found += pid + ": " + cmdline + "\n";
+  }
+  return found;
+}
+
 class CliE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -84,9 +107,11 @@ class CliE2eTest : public ::testing::Test {
       }
     }
     EXPECT_EQ(left, expected_leftovers_) << "sandbox directories left in " << state;
-    auto qemus = runCommand({"sh", "-c", "pgrep -f '[q]emu-system.*" + env().root + "' | wc -l"},
-                            milliseconds(5000));
-    EXPECT_EQ(qemus->output, "0\n") << "VMM processes left behind";
+    // No VMM, supervisor or helper of ours (naming the test root, or jailed below it), no mount.
+    EXPECT_EQ(processesUnderRoot(), "") << "processes left behind";
+    std::ifstream mountinfo("/proc/self/mountinfo");
+    const std::string mounts(std::istreambuf_iterator<char>(mountinfo), {});
+    EXPECT_EQ(mounts.find(env().root), std::string::npos) << "mounts left under " << env().root;
   }
 
   // Runs `nanovisor <args>` through sh (so tests can pipe and redirect); stdout+stderr.

@@ -185,10 +185,35 @@ Result<pb::DestroySandboxResponse> AgentService::destroySandbox(const pb::Destro
   return pb::DestroySandboxResponse();
 }
 
+Result<AgentService::PodJoin> AgentService::podJoin(const Spec& spec,
+                                                    const pb::CreateContainerRequest& req) {
+  PodJoin join{spec.join_namespace_flags, 0};
+  const std::string& sandbox_id = req.sandbox_container_id();
+  if (sandbox_id.empty() || sandbox_id == req.container_id()) {
+    // The sandbox itself (or a lone container): its network is the VM's.
+    join.flags &= ~CLONE_NEWNET;
+    if (join.flags != 0) {
+      return fail(Errc::kInvalidArgument,
+                  "the spec joins namespaces by path, which needs the pod's sandbox_container_id");
+    }
+    return join;
+  }
+  if (join.flags == 0) {
+    return join;
+  }
+  NV_ASSIGN_OR_RETURN(auto sandbox, findContainer(sandbox_id));
+  if (!sandbox || !sandbox->init || sandbox->init->pid() <= 0 || sandbox->init->exitInfo()) {
+    return failErrno(ESRCH, "pod sandbox container \"" + sandbox_id + "\" is not running");
+  }
+  join.sandbox_pid = sandbox->init->pid();
+  return join;
+}
+
 Result<pb::CreateContainerResponse> AgentService::createContainer(
     const pb::CreateContainerRequest& req) {
   NV_TRY(checkId(req.container_id(), "container id"));
   NV_ASSIGN_OR_RETURN(Spec spec, parseSpec(req.oci_spec_json()));
+  NV_ASSIGN_OR_RETURN(const PodJoin join, podJoin(spec, req));
   auto container = std::make_shared<Container>();
   container->id = req.container_id();
   container->spec_json = req.oci_spec_json();
@@ -271,15 +296,22 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
   launch.volumes = container->rootfs.volumes;
   launch.tty = spec.process.terminal;
   std::weak_ptr<Process> weak = container->init;
+  Reaper::ExitCallback on_exit = [weak](int status) {
+    if (auto p = weak.lock()) {
+      p->onExit(status);
+    }
+  };
+  int clone_flags = spec.namespace_flags | CLONE_NEWNS;
+  if (join.flags != 0) {
+    // A helper joins the sandbox's namespaces and clones the container (child.cpp).
+    launch.init_pid = join.sandbox_pid;
+    launch.join_flags = join.flags;
+    launch.clone_flags = std::exchange(clone_flags, 0);
+  }
   auto spawned = spawnChild(
-      config_.self_exe, launch, spec.namespace_flags | CLONE_NEWNS,
-      {child_in.get(), child_out.get(), child_err.get()},
+      config_.self_exe, launch, clone_flags, {child_in.get(), child_out.get(), child_err.get()},
       container->cgroup_dir.empty() ? "" : container->cgroup_dir + "/cgroup.procs", reaper_,
-      [weak](int status) {
-        if (auto p = weak.lock()) {
-          p->onExit(status);
-        }
-      });
+      join.flags != 0 ? Reaper::ExitCallback([](int) {}) : on_exit);
   child_in.reset();
   child_out.reset();
   child_err.reset();
@@ -287,6 +319,21 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
     return undo(spawned.error());
   }
   container->init->setPid(spawned->pid);
+  if (join.flags != 0) {
+    auto cloned = readRecord(spawned->sync.get(), *container->init);
+    if (!cloned) {
+      return undo(cloned.error().wrap("create container " + req.container_id()));
+    }
+    if (auto ok = checkRecord(*cloned, 'P', "create container " + req.container_id()); !ok) {
+      return undo(ok.error());
+    }
+    const long pid = std::strtol(cloned->c_str() + 1, nullptr, 10);
+    if (pid <= 0) {
+      return undo(Error(Errc::kInternal, "create container: bad pid report \"" + *cloned + "\""));
+    }
+    container->init->setPid(static_cast<pid_t>(pid));
+    reaper_.watch(static_cast<pid_t>(pid), on_exit);
+  }
   auto record = readRecord(spawned->sync.get(), *container->init);
   if (!record) {
     return undo(record.error().wrap("create container " + req.container_id()));
@@ -296,10 +343,11 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
   }
   container->start_sync = std::move(spawned->sync);
   pb::CreateContainerResponse resp;
-  resp.set_pid(static_cast<uint32_t>(spawned->pid));
+  resp.set_pid(static_cast<uint32_t>(container->init->pid()));
   std::lock_guard l(mutex_);
   containers_[req.container_id()] = container;
-  log::get("agent")->info("created container {} (pid {})", req.container_id(), spawned->pid);
+  log::get("agent")->info("created container {} (pid {})", req.container_id(),
+                          container->init->pid());
   return resp;
 }
 

@@ -81,6 +81,12 @@ class AgentService {
   };
 
   Result<std::shared_ptr<Container>> findContainer(const std::string& id);
+  // Namespaces a pod container joins (CLONE_NEW* flags) and the sandbox init that has them.
+  struct PodJoin {
+    int flags = 0;
+    pid_t sandbox_pid = 0;
+  };
+  Result<PodJoin> podJoin(const Spec& spec, const pb::CreateContainerRequest& req);
   Result<std::shared_ptr<Process>> findProcess(const std::string& container_id,
                                                const std::string& exec_id);
   void destroyContainer(const std::shared_ptr<Container>& container);

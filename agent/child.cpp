@@ -2,7 +2,9 @@
 // `nanovisor-agent --nv-child`: container setup and process application before execve.
 //
 // Sync protocol on kSyncFd (a stream socket to the agent), one record per line:
-//   container: child -> "R\n" once set up; agent -> "S" to start; child execs (the socket is
+//   container: [pod container: helper -> "P<pid>\n" (the container it cloned after joining the
+//              sandbox's namespaces) and exits, then the container continues:]
+//              child -> "R\n" once set up; agent -> "S" to start; child execs (the socket is
 //              close-on-exec, so the agent sees EOF) or sends "E<message>\n" and exits.
 //   exec:      helper -> "P<pid>\n" (the process it cloned into the container's namespaces)
 //              and exits; that process execs or sends "E<message>\n".
@@ -462,10 +464,73 @@ Result<std::string> applyProcess(ProcessSpec& process, bool tty) {
   die(Error::lastErrno("exec " + process.args[0]));
 }
 
+// Joins the namespaces of `pid` whose CLONE_NEW* flag is in `flags` (those it does not
+// already share). The mount namespace goes last: after it /proc is the container's.
+Result<void> joinNamespaces(int pid, int flags) {
+  const std::pair<const char*, int> kinds[] = {{"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+                                               {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID},
+                                               {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS}};
+  std::vector<std::pair<UniqueFd, int>> fds;
+  for (const auto& [name, flag] : kinds) {
+    if ((flags & flag) == 0) {
+      continue;
+    }
+    std::string theirs = "/proc/" + std::to_string(pid) + "/ns/" + name;
+    std::string ours = std::string("/proc/self/ns/") + name;
+    struct stat a {};
+    struct stat b {};
+    if (::stat(theirs.c_str(), &a) < 0) {
+      return failErrno("container init " + std::to_string(pid) + " is gone");
+    }
+    if (::stat(ours.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+      continue;
+    }
+    UniqueFd fd(::open(theirs.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      return failErrno("open " + theirs);
+    }
+    fds.emplace_back(std::move(fd), flag);
+  }
+  for (auto& [fd, flag] : fds) {
+    if (::setns(fd.get(), flag) < 0) {
+      return failErrno("setns " + std::to_string(flag));
+    }
+  }
+  return {};
+}
+
+Result<void> joinContainer(const LaunchConfig& config) {
+  if (!config.cgroup_dir.empty()) {
+    std::string procs = config.cgroup_dir + "/cgroup.procs";
+    UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd || ::write(fd.get(), "0", 1) < 0) {
+      return failErrno("join cgroup " + config.cgroup_dir);
+    }
+  }
+  return joinNamespaces(config.init_pid, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+                                             CLONE_NEWPID | CLONE_NEWCGROUP | CLONE_NEWNS);
+}
+
 [[noreturn]] void runContainer(const LaunchConfig& config) {
   auto spec = parseSpec(config.spec_json);
   if (!spec) {
     die(spec.error());
+  }
+  if (config.join_flags != 0) {
+    // A pod container: this helper joins the sandbox's namespaces, then clones the container
+    // (its own mount namespace and whatever else the spec creates). CLONE_PARENT makes it the
+    // agent's child, which learns its pid from the "P" record, as for exec processes.
+    if (auto joined = joinNamespaces(config.init_pid, config.join_flags); !joined) {
+      die(joined.error());
+    }
+    long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD | config.clone_flags, 0, 0, 0, 0);
+    if (pid < 0) {
+      die(Error::lastErrno("clone pod container"));
+    }
+    if (pid > 0) {
+      sendRecord("P" + std::to_string(pid));
+      _exit(0);
+    }
   }
   if (auto ok = setupRootfs(*spec, config); !ok) {
     die(ok.error());
@@ -485,44 +550,6 @@ Result<std::string> applyProcess(ProcessSpec& process, bool tty) {
     _exit(127);  // the agent went away or removed the container before starting it
   }
   execWorkload(*binary, spec->process, spec->seccomp);
-}
-
-Result<void> joinContainer(const LaunchConfig& config) {
-  if (!config.cgroup_dir.empty()) {
-    std::string procs = config.cgroup_dir + "/cgroup.procs";
-    UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-    if (!fd || ::write(fd.get(), "0", 1) < 0) {
-      return failErrno("join cgroup " + config.cgroup_dir);
-    }
-  }
-  // The mount namespace goes last: after it /proc is the container's.
-  const std::pair<const char*, int> kinds[] = {{"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
-                                               {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID},
-                                               {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS}};
-  std::vector<std::pair<UniqueFd, int>> fds;
-  for (const auto& [name, flag] : kinds) {
-    std::string theirs = "/proc/" + std::to_string(config.init_pid) + "/ns/" + name;
-    std::string ours = std::string("/proc/self/ns/") + name;
-    struct stat a {};
-    struct stat b {};
-    if (::stat(theirs.c_str(), &a) < 0) {
-      return failErrno("container init " + std::to_string(config.init_pid) + " is gone");
-    }
-    if (::stat(ours.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-      continue;
-    }
-    UniqueFd fd(::open(theirs.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-      return failErrno("open " + theirs);
-    }
-    fds.emplace_back(std::move(fd), flag);
-  }
-  for (auto& [fd, flag] : fds) {
-    if (::setns(fd.get(), flag) < 0) {
-      return failErrno("setns " + std::to_string(flag));
-    }
-  }
-  return {};
 }
 
 [[noreturn]] void runExec(const LaunchConfig& config) {

@@ -18,6 +18,8 @@ std::string serializeLaunchConfig(const LaunchConfig& config) {
       {"rootfs", config.rootfs},
       {"volumes", volumes},
       {"init_pid", config.init_pid},
+      {"join_flags", config.join_flags},
+      {"clone_flags", config.clone_flags},
       {"cgroup_dir", config.cgroup_dir},
       {"tty", config.tty},
       {"container_spec", config.container_spec_json},
@@ -39,6 +41,8 @@ Result<LaunchConfig> parseLaunchConfig(std::string_view json) {
                              v.at("readonly").get<bool>()});
     }
     out.init_pid = doc.at("init_pid").get<int>();
+    out.join_flags = doc.at("join_flags").get<int>();
+    out.clone_flags = doc.at("clone_flags").get<int>();
     out.cgroup_dir = doc.at("cgroup_dir").get<std::string>();
     out.tty = doc.at("tty").get<bool>();
     out.container_spec_json = doc.at("container_spec").get<std::string>();

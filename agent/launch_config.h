@@ -24,7 +24,10 @@ struct LaunchConfig {
   std::string spec_json;    // kContainer: config.json; kExec: an OCI process object
   std::string rootfs;       // kContainer: the prepared rootfs directory
   std::vector<VolumeBind> volumes;
-  int init_pid = 0;         // kExec: the container's init pid (agent's pid namespace)
+  int init_pid = 0;         // kExec: the container's init pid (agent's pid namespace);
+                            // kContainer with join_flags: the pod sandbox's init pid
+  int join_flags = 0;       // kContainer: CLONE_NEW* namespaces to join from init_pid's
+  int clone_flags = 0;      // kContainer with join_flags: CLONE_NEW* of the container itself
   std::string cgroup_dir;   // kExec: cgroup to join; empty when cgroups are off
   bool tty = false;         // stdio is a terminal: make it the controlling tty
   std::string container_spec_json;  // kExec: the container's config.json (for seccomp)

@@ -305,7 +305,11 @@ Result<void> linuxFromJson(const Json& l, Spec& spec) {
         return bad("linux.namespaces", "user namespaces are not supported");
       }
       if (!path.empty()) {
-        return bad("linux.namespaces", "joining a namespace by path is not supported");
+        if (flag == CLONE_NEWNS || flag == CLONE_NEWCGROUP) {
+          return bad("linux.namespaces", "joining a " + type + " namespace is not supported");
+        }
+        spec.join_namespace_flags |= flag;
+        continue;
       }
       spec.namespace_flags |= flag;
     }

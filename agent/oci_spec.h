@@ -92,6 +92,9 @@ struct Spec {
   std::string hostname;
   std::vector<MountSpec> mounts;
   int namespace_flags = 0;  // CLONE_NEW* of linux.namespaces entries without a path
+  // CLONE_NEW* of entries with a path: in a VM the path names a host namespace, so the agent
+  // joins the pod sandbox container's namespace of that type instead (see CreateContainer).
+  int join_namespace_flags = 0;
   ResourcesSpec resources;
   std::vector<std::string> masked_paths;
   std::vector<std::string> readonly_paths;

@@ -274,6 +274,55 @@ TEST_F(AgentHostTest, Exec_SeesTheContainersPidNamespace) {
   EXPECT_TRUE(removeContainer(c, "c1").ok());
 }
 
+TEST_F(AgentHostTest, PodContainer_JoinsTheSandboxsPidIpcUtsNamespaces) {
+  // CRI's container spec names the sandbox's namespaces by host path; in the guest the agent
+  // joins the sandbox container's namespaces of those types, keeping its own mount namespace.
+  auto c = client();
+  auto sandbox = testing::baseSpec({"sleep", "1000"});
+  sandbox["hostname"] = "pod-host";
+  run(c, "sb", sandbox);
+  auto member = testing::baseSpec(
+      {"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; readlink /proc/self/ns/ipc"});
+  member["hostname"] = "";
+  member["linux"]["namespaces"] = {{{"type", "pid"}, {"path", "/proc/4242/ns/pid"}},
+                                   {{"type", "ipc"}, {"path", "/proc/4242/ns/ipc"}},
+                                   {{"type", "uts"}, {"path", "/proc/4242/ns/uts"}},
+                                   {{"type", "network"}, {"path", "/var/run/netns/cni-x"}},
+                                   {{"type", "mount"}}};
+  auto request = createRequest("c1", member);
+
+  // Without the pod's sandbox the paths cannot be honoured: a clear error, nothing created.
+  pb::CreateContainerResponse created;
+  auto refused = c.call("CreateContainer", request, &created);
+  EXPECT_EQ(refused.code, 3) << refused.message;
+  EXPECT_NE(refused.message.find("sandbox_container_id"), std::string::npos) << refused.message;
+  request.set_sandbox_container_id("nosuch");
+  EXPECT_EQ(c.call("CreateContainer", request, &created).code, 5);
+
+  request.set_sandbox_container_id("sb");
+  auto status = c.call("CreateContainer", request, &created);
+  ASSERT_TRUE(status.ok()) << status.message;
+  pb::StartContainerRequest start;
+  start.set_container_id("c1");
+  pb::StartContainerResponse started;
+  ASSERT_TRUE(c.call("StartContainer", start, &started).ok());
+  std::string out = drain(c, "c1", "");
+  EXPECT_EQ(wait(c, "c1").exit_status(), 0);
+  // PID 1 of the member's pid namespace is the sandbox's sleep; hostname and IPC are the pod's.
+  pb::ExecProcessRequest exec;
+  exec.set_container_id("sb");
+  exec.set_exec_id("ipc");
+  exec.set_oci_process_json(
+      nlohmann::json({{"args", {"readlink", "/proc/self/ns/ipc"}}, {"env", {"PATH=/bin"}}, {"cwd", "/"}})
+          .dump());
+  pb::ExecProcessResponse execd;
+  ASSERT_TRUE(c.call("ExecProcess", exec, &execd).ok());
+  const std::string sandbox_ipc = drain(c, "sb", "ipc");
+  EXPECT_EQ(out, "sleep 1000 \npod-host\n" + sandbox_ipc);
+  EXPECT_TRUE(removeContainer(c, "c1").ok());
+  EXPECT_TRUE(removeContainer(c, "sb").ok());
+}
+
 TEST_F(AgentHostTest, MissingBinary_FailsWithClearError) {
   auto c = client();
   pb::CreateContainerResponse created;

@@ -105,6 +105,19 @@ TEST(OciSpec, UserNamespace_IsRefused) {
   EXPECT_NE(spec.error().message().find("user namespaces"), std::string::npos);
 }
 
+TEST(OciSpec, NamespacePaths_AreJoinedNotCreated_MountPathRefused) {
+  auto spec = parseSpec(R"({"process":{"args":["x"]},"linux":{"namespaces":[
+      {"type":"pid","path":"/proc/7/ns/pid"},{"type":"network","path":"/var/run/netns/cni-1"},
+      {"type":"uts"},{"type":"mount"}]}})");
+  ASSERT_TRUE(spec) << spec.error().message();
+  EXPECT_EQ(spec->join_namespace_flags, CLONE_NEWPID | CLONE_NEWNET);
+  EXPECT_EQ(spec->namespace_flags, CLONE_NEWUTS | CLONE_NEWNS);
+  auto mount = parseSpec(
+      R"({"process":{"args":["x"]},"linux":{"namespaces":[{"type":"mount","path":"/proc/7/ns/mnt"}]}})");
+  ASSERT_FALSE(mount);
+  EXPECT_NE(mount.error().message().find("joining a mount namespace"), std::string::npos);
+}
+
 TEST(OciSpec, MountDestinationWithDotDot_IsRefused) {
   auto spec = parseSpec(
       R"({"process":{"args":["x"]},"mounts":[{"destination":"/a/../../etc","type":"tmpfs"}]})");

@@ -48,7 +48,7 @@ inline void buildRootfs(const std::string& root) {
   }
   std::filesystem::copy_file(kBusybox, root + "/bin/busybox");
   for (const char* applet : {"sh", "echo", "cat", "sleep", "id", "pwd", "env", "true",
-                             "head", "dd", "md5sum", "ps", "hostname", "ls", "wc", "tr", "touch", "uname", "stty", "cut", "tty", "chown", "grep", "mkdir"}) {
+                             "head", "dd", "md5sum", "ps", "hostname", "ls", "wc", "tr", "touch", "uname", "stty", "cut", "tty", "chown", "grep", "mkdir", "readlink"}) {
     std::filesystem::create_symlink("busybox", root + "/bin/" + applet);
   }
   std::ofstream(root + "/etc/passwd")

@@ -4,7 +4,8 @@
 #   make / build    configure and build every binary into build/
 #   make kernel     build (or reuse) the guest kernel, cached outside the checkout
 #   make initramfs  pack the static agent into the guest initramfs (cached)
-#   make images     build the default busybox OCI image into build/images/
+#   make images     build the default busybox (and CRI pause) OCI images into build/images/
+#   make deploy-image  the Kubernetes node installer image (deploy/), into build/images/
 #   make run        build what is missing, then run a command in a micro-VM
 #   make test       unit + kvm + e2e tests, ASan/UBSan unit tests, short fuzz runs
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (default 60)
@@ -19,7 +20,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 export NANOVISOR_CACHE ?= /var/cache/nanovisor
 
-.PHONY: deps build kernel initramfs images run test fuzz bench clean
+.PHONY: deps build kernel initramfs images deploy-image run test fuzz bench clean
 
 SHARE := $(BUILD)/share/nanovisor
 
@@ -46,6 +47,9 @@ initramfs: build
 
 images: deps
 	@images/busybox/build.sh $(BUILD)/images >/dev/null
+
+deploy-image: build kernel initramfs images
+	@deploy/build-image.sh $(BUILD)
 
 run: build kernel initramfs images
 	@scripts/run.sh $(BUILD)

@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
 #include <set>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/scope_guard.h"
@@ -420,9 +422,14 @@ class Importer {
                                         std::to_string(r.config.diff_ids.size()) + " diff_ids");
     }
     r.size = mtext.size() + ctext.size();
+    for (const auto& l : r.manifest.layers) {
+      r.size += l.size;
+    }
+    if (alreadyStored(r)) {
+      return r;  // only the name is new; the policy check and the name commit still run
+    }
     for (size_t i = 0; i < r.manifest.layers.size(); ++i) {
       NV_TRY(fetch(r.manifest.layers[i], "layer " + std::to_string(i + 1), opts_.max_layer_bytes));
-      r.size += r.manifest.layers[i].size;
     }
     // Unpacking checks diff_ids and refuses hostile entries before anything is committed.
     std::string tree = staging_ + "/tree-" + std::to_string(trees_++);
@@ -442,6 +449,16 @@ class Importer {
       NV_TRY(buildErofs(tree, img));
       commit_.files.emplace_back(img, final_rootfs);
     }
+    if (opts_.build_rootfs) {
+      // The limits this chain was checked under, for a later re-import (alreadyStored).
+      const std::string marker = staging_ + "/limits-" + chain;
+      const std::string text = limitsFingerprint();
+      UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        return failErrno("write " + marker);
+      }
+      commit_.files.emplace_back(marker, store_.rootfsDir() + "/" + chain + ".limits");
+    }
     for (const std::string& hex :
          {desc.digest.substr(7), r.manifest.config.digest.substr(7)}) {
       commit_.files.emplace_back(staging_ + "/blob-" + hex, store_.blobPath(hex));
@@ -451,6 +468,37 @@ class Importer {
                                  store_.blobPath(l.digest.substr(7)));
     }
     return r;
+  }
+
+  // A re-import of an image the store holds completely: manifest (same digest, so the same
+  // bytes), config, every layer and the chain's EROFS rootfs. All of them were verified and
+  // the layers unpacked under the import limits when they were committed (a commit happens
+  // only after every check passed), so the layer work is skipped.
+  bool alreadyStored(const ImageRecord& r) const {
+    if (!opts_.build_rootfs) {
+      return false;
+    }
+    const std::string chain = store_.rootfsDir() + "/" + chainId(r.config.diff_ids).substr(7);
+    std::vector<std::string> paths = {store_.blobPath(r.digest.substr(7)),
+                                      store_.blobPath(r.manifest.config.digest.substr(7)),
+                                      chain + ".erofs"};
+    for (const auto& l : r.manifest.layers) {
+      paths.push_back(store_.blobPath(l.digest.substr(7)));
+    }
+    if (!std::all_of(paths.begin(), paths.end(),
+                     [](const std::string& p) { return ::access(p.c_str(), F_OK) == 0; })) {
+      return false;
+    }
+    // ...and under the same limits: a stricter policy re-checks the layers.
+    auto verified = readFileBounded(chain + ".limits", 4096);
+    return verified && *verified == limitsFingerprint();
+  }
+
+  std::string limitsFingerprint() const {
+    const LayerLimits& l = opts_.limits;
+    return fmt::format("total={} file={} entries={} ratio={} floor={} setuid={} fifos={} devices={}\n",
+                       l.max_total_bytes, l.max_file_bytes, l.max_entries, l.max_ratio,
+                       l.ratio_floor, l.allow_setuid, l.allow_fifos, l.allow_devices);
   }
 
   Store& store_;

@@ -315,8 +315,9 @@ Result<void> Store::remove(std::string_view name) {
     }
   }
   for (const auto& f : listDir(rootfsDir())) {
-    constexpr std::string_view kExt = ".erofs";
-    if (f.ends_with(kExt) && !chains.contains(f.substr(0, f.size() - kExt.size()))) {
+    // <chain>.erofs and <chain>.limits (the limits its layers were checked under).
+    const size_t dot = f.rfind('.');
+    if (dot != std::string::npos && !chains.contains(f.substr(0, dot))) {
       ::unlink((rootfsDir() + "/" + f).c_str());
     }
   }

@@ -200,6 +200,35 @@ TEST_F(StoreTest, RefusesWrongPlatformAndBadIndex) {
   });
 }
 
+TEST_F(StoreTest, ReImport_SkipsLayerWorkUnderTheSameLimitsOnly) {
+  if (!haveMkfsErofs()) GTEST_SKIP() << "mkfs.erofs missing (erofs-utils)";
+  auto w = twoLayers().write(tmp_.sub("layout"));
+  ASSERT_TRUE(store_->import(tmp_.sub("layout"), opts_));
+  // The store holds every blob and the rootfs: a re-import under the same limits does not read
+  // the input's layers (a damaged copy there does not matter) and only adds the new name.
+  std::string p = tmp_.sub("layout") + "/blobs/sha256/" + w.layer_hex[1];
+  std::string b = testing::readFile(p);
+  b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x5a);
+  testing::writeFile(p, b);
+  opts_.name = "again:1";
+  auto again = store_->import(tmp_.sub("layout"), opts_);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ((*again)[0].digest, w.manifest_digest);
+  EXPECT_TRUE(store_->get("again:1"));
+  // Other limits: the layers are checked again, so the damaged copy is refused.
+  opts_.limits.allow_setuid = true;
+  opts_.name = "other:1";
+  auto checked = store_->import(tmp_.sub("layout"), opts_);
+  ASSERT_FALSE(checked);
+  EXPECT_NE(checked.error().message().find("digest mismatch"), std::string::npos)
+      << checked.error().message();
+  EXPECT_FALSE(store_->get("other:1"));
+  // Removing the image removes the rootfs and its limits record.
+  ASSERT_TRUE(store_->remove("example.com/test/image:1.0"));
+  ASSERT_TRUE(store_->remove("again:1"));
+  EXPECT_EQ(testing::listing(store_->rootfsDir()), "");
+}
+
 TEST_F(StoreTest, RemoveKeepsSharedBlobs) {
   LayoutBuilder a = twoLayers();
   LayoutBuilder b = twoLayers();

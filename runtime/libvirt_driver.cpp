@@ -104,6 +104,22 @@ class LibvirtVm final : public Vm {
 
   Result<VmStats> stats() const override { return processStats(pid_); }
 
+  Result<void> pause() override {
+    if (!domain_) return fail(Errc::kUnavailable, "domain is gone");
+    if (virDomainSuspend(domain_.get()) != 0) {
+      return fail(Errc::kUnavailable, "libvirt suspend: " + lastLibvirtError());
+    }
+    return {};
+  }
+
+  Result<void> resume() override {
+    if (!domain_) return fail(Errc::kUnavailable, "domain is gone");
+    if (virDomainResume(domain_.get()) != 0) {
+      return fail(Errc::kUnavailable, "libvirt resume: " + lastLibvirtError());
+    }
+    return {};
+  }
+
   std::string exitReason() const override {
     return reason_.empty() ? "libvirt domain is running" : reason_;
   }

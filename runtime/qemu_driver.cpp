@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <mutex>
 #include <optional>
 
 #include "common/logging.h"
@@ -77,6 +78,9 @@ class QemuVm final : public Vm {
 
   Result<VmStats> stats() const override { return processStats(process_.pid()); }
 
+  Result<void> pause() override { return runState("stop"); }
+  Result<void> resume() override { return runState("cont"); }
+
   std::string exitReason() const override {
     std::string reason = exit_description_.empty() ? "qemu is running" : exit_description_;
     std::string log = tailOf(spec_.dir / "qemu.log", 2);
@@ -90,12 +94,22 @@ class QemuVm final : public Vm {
       exit_description_ = code > 128 ? "qemu killed by signal " + std::to_string(code - 128)
                                      : "qemu exited with status " + std::to_string(code);
     }
+    std::lock_guard lock(qmp_mutex_);
     qmp_.reset();
+  }
+
+  // QMP `stop` / `cont`: the vCPUs halt or run on; QEMU and the agent channel stay up.
+  Result<void> runState(const char* command) {
+    std::lock_guard lock(qmp_mutex_);
+    if (!qmp_ || process_.exited()) return fail(Errc::kUnavailable, "qemu is not running");
+    NV_TRY(qmp_->execute(command));
+    return {};
   }
 
   VmSpec spec_;
   Subprocess process_;
   std::optional<QmpClient> qmp_;
+  std::mutex qmp_mutex_;  // QmpClient is not thread-safe: pause/resume vs the exit path
   std::string exit_description_;
 };
 

@@ -59,6 +59,14 @@ class Vm {
   // Stops the VM now without waiting for the guest; idempotent.
   virtual void kill() = 0;
   [[nodiscard]] virtual Result<VmStats> stats() const = 0;
+  // Stops / continues the guest's vCPUs; the VMM process and its devices stay (the shim's
+  // Pause/Resume). Drivers that cannot answer kUnsupported.
+  [[nodiscard]] virtual Result<void> pause() {
+    return fail(Errc::kUnsupported, "this hypervisor driver cannot pause a VM");
+  }
+  [[nodiscard]] virtual Result<void> resume() {
+    return fail(Errc::kUnsupported, "this hypervisor driver cannot resume a VM");
+  }
   // Why the VMM ended, for error messages ("qemu exited with status 1: <last log line>").
   [[nodiscard]] virtual std::string exitReason() const = 0;
 };

@@ -101,6 +101,52 @@ Result<BundleProcess> bundleProcess(const nlohmann::json& bundle_spec, const std
   return out;
 }
 
+Result<std::string> execProcessJson(const nlohmann::json& container_spec,
+                                    const std::string& process_json, bool terminal) {
+  nlohmann::json in = nlohmann::json::parse(process_json, nullptr, /*allow_exceptions=*/false);
+  if (in.is_discarded() || !in.is_object()) {
+    return fail(Errc::kInvalidArgument, "exec: the process spec is not a JSON object");
+  }
+  try {
+    nlohmann::json process = container_spec.value("process", nlohmann::json::object());
+    auto args = in.value("args", std::vector<std::string>{});
+    if (args.empty()) return fail(Errc::kInvalidArgument, "exec: the process spec has no args");
+    process["args"] = args;
+    if (in.contains("env")) process["env"] = in["env"].get<std::vector<std::string>>();
+    if (auto cwd = in.value("cwd", std::string()); !cwd.empty()) process["cwd"] = cwd;
+    if (in.contains("user") && in["user"].is_object()) {
+      process["user"]["uid"] = in["user"].value("uid", 0u);
+      process["user"]["gid"] = in["user"].value("gid", 0u);
+      if (in["user"].contains("additionalGids")) {
+        process["user"]["additionalGids"] = in["user"]["additionalGids"];
+      }
+    }
+    process["terminal"] = terminal || in.value("terminal", false);
+    return process.dump();
+  } catch (const nlohmann::json::exception& e) {
+    return fail(Errc::kInvalidArgument, std::string("exec: process spec: ") + e.what());
+  }
+}
+
+Result<void> checkUpdateResources(const std::string& type_url, const std::string& value) {
+  if (value.empty()) return {};
+  nlohmann::json resources = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+  if (resources.is_discarded() || !resources.is_object()) {
+    return fail(Errc::kInvalidArgument,
+                "update: resources (" + type_url + ") are not an OCI LinuxResources JSON object");
+  }
+  bool changes = false;
+  for (const auto& [key, v] : resources.items()) {
+    if (!v.is_null() && !(v.is_object() && v.empty()) && !(v.is_array() && v.empty())) {
+      changes = true;
+    }
+  }
+  if (!changes) return {};
+  return fail(Errc::kUnsupported,
+              "update: changing a running container's resources is not supported by nanovisor "
+              "yet (the guest agent has no update call); recreate the container with new limits");
+}
+
 uint64_t vmMemoryMib(uint64_t default_mib, uint64_t memory_limit_bytes) {
   if (memory_limit_bytes == 0) return default_mib;
   return std::max<uint64_t>(default_mib, (memory_limit_bytes >> 20) + 96);

@@ -45,6 +45,20 @@ struct BundleProcess {
 [[nodiscard]] Result<BundleProcess> bundleProcess(const nlohmann::json& bundle_spec,
                                                   const std::string& task_id, bool terminal);
 
+// The OCI process the agent runs for a Task Exec: containerd's process object (`process_json`,
+// the JSON value of ExecProcessRequest.spec) mapped the way Create maps the init's: args, env,
+// cwd, uid/gid, terminal (`terminal` from the request wins when set); everything else (caps,
+// rlimits, ...) comes from the container's own spec, as for the init. Errors: not JSON, no args.
+[[nodiscard]] Result<std::string> execProcessJson(const nlohmann::json& container_spec,
+                                                  const std::string& process_json,
+                                                  bool terminal);
+
+// Checks an Update request's resources (`type_url` + JSON `value` of OCI LinuxResources).
+// Empty resources: nothing to do (ok). Malformed: kInvalidArgument. Any actual change:
+// kUnsupported naming why (the guest agent cannot change a running container's limits yet).
+[[nodiscard]] Result<void> checkUpdateResources(const std::string& type_url,
+                                                const std::string& value);
+
 // The VM's memory: the configured default, or the container limit plus room for the guest
 // kernel and agent when that is larger (the CLI's rule).
 [[nodiscard]] uint64_t vmMemoryMib(uint64_t default_mib, uint64_t memory_limit_bytes);

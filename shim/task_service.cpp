@@ -8,12 +8,14 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include "common/logging.h"
 #include "common/syscall.h"
 #include "images/rootfs.h"
 #include "images/store.h"
 #include "shim/bundle.h"
+#include "shim/metrics.h"
 
 namespace nv::shim {
 namespace {
@@ -58,26 +60,87 @@ Result<UniqueFd> openOutput(const std::string& uri, UniqueFd& keep) {
 
 }  // namespace
 
-struct TaskService::Task {
-  std::string id;
-  std::string bundle;
+// One process of the task: the container's init (exec_id empty) or an exec.
+struct TaskService::Proc {
+  std::string exec_id;
   std::string stdin_path;
   std::string stdout_path;
   std::string stderr_path;
   bool terminal = false;
+  std::string process_json;  // exec: the OCI process the agent runs
   cpb::Status status = cpb::CREATED;
   bool starting = false;
   uint32_t pid = 0;
   uint32_t exit_status = 0;
   cpb::Timestamp exited_at;
-  runtime::SandboxConfig sandbox_config;
-  std::unique_ptr<runtime::Sandbox> sandbox;
   std::unique_ptr<runtime::ProcessStdio> output;
   std::unique_ptr<runtime::ProcessStdio> input;
   UniqueFd stdout_fd, stderr_fd, stdout_keep, stderr_keep;
   std::vector<Responder> waiters;
   std::thread stdin_opener;
   std::atomic<bool> exiting{false};
+  std::thread watcher;  // exec: waits for its exit (joined by watchInit or the destructor)
+
+  Proc() = default;
+  Proc(const Proc&) = delete;
+  Proc& operator=(const Proc&) = delete;
+  ~Proc() {
+    if (stdin_opener.joinable()) stdin_opener.join();
+    if (watcher.joinable()) watcher.join();
+  }
+
+  // Opens containerd's output FIFOs and starts forwarding the process's output, and its stdin
+  // from a helper thread: containerd opens its end asynchronously and may never do so, so a
+  // blocking open here would hang Start (finishOutput unblocks it).
+  Result<void> startStdio(runtime::AgentClient& agent, const std::string& container_id) {
+    NV_ASSIGN_OR_RETURN(stdout_fd, openOutput(stdout_path, stdout_keep));
+    NV_ASSIGN_OR_RETURN(stderr_fd, openOutput(stderr_path, stderr_keep));
+    output = std::make_unique<runtime::ProcessStdio>(agent, container_id, exec_id);
+    output->start(-1, stdout_fd ? stdout_fd.get() : -1, stderr_fd ? stderr_fd.get() : -1);
+    if (!stdin_path.empty()) {
+      stdin_opener = std::thread([this, &agent, container_id] {
+        int fd = ::open(stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        if (exiting) {
+          ::close(fd);
+          return;
+        }
+        input = std::make_unique<runtime::ProcessStdio>(agent, container_id, exec_id);
+        input->start(fd, -1, -1);
+      });
+    }
+    return {};
+  }
+
+  // After the process exited: waits until its output is forwarded, closes the FIFOs and stops
+  // the stdin forwarding.
+  void finishStdio() {
+    if (output) output->drain();
+    stdout_fd.reset();
+    stderr_fd.reset();
+    stdout_keep.reset();
+    stderr_keep.reset();
+    exiting = true;
+    if (stdin_opener.joinable()) {
+      // Unblocks the opener if containerd never opened its end.
+      UniqueFd unblock(::open(stdin_path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+      stdin_opener.join();
+    }
+    input.reset();
+  }
+};
+
+struct TaskService::Task {
+  std::string id;
+  std::string bundle;
+  Proc init;
+  std::map<std::string, std::unique_ptr<Proc>> execs;
+  bool paused = false;
+  bool closing = false;  // the init exited: no new exec may start
+  runtime::SandboxConfig sandbox_config;
+  std::unique_ptr<runtime::Sandbox> sandbox;
+  std::thread oom_watcher;
+  bool oom_published = false;  // a /tasks/oom went out for this task
   // The EROFS disk built from this container's own snapshot (its upperdir makes the key
   // unique, so no other task can share it): removed with the task.
   std::string owned_rootfs_image;
@@ -86,11 +149,16 @@ struct TaskService::Task {
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
   ~Task() {
-    if (stdin_opener.joinable()) stdin_opener.join();
+    if (oom_watcher.joinable()) oom_watcher.join();
+    execs.clear();
     if (!owned_rootfs_image.empty()) {
       std::error_code ignored;
       std::filesystem::remove(owned_rootfs_image, ignored);
     }
+  }
+
+  [[nodiscard]] cpb::Status statusOf(const Proc& proc) const {
+    return paused && proc.status == cpb::RUNNING ? cpb::PAUSED : proc.status;
   }
 };
 
@@ -102,7 +170,9 @@ TaskService::~TaskService() {
   {
     std::lock_guard lifecycle(lifecycle_mutex_);
     std::lock_guard lock(mutex_);
-    if (task_ && task_->sandbox && task_->status == cpb::RUNNING) task_->sandbox->vm().kill();
+    if (task_ && task_->sandbox && task_->init.status == cpb::RUNNING) {
+      task_->sandbox->vm().kill();
+    }
   }
   for (;;) {
     std::vector<std::thread> workers;
@@ -138,13 +208,13 @@ void TaskService::registerOn(ttrpc::Server& server) {
   bind("Connect", &TaskService::connect);
   bind("Shutdown", &TaskService::shutdown);
   bind("CloseIO", &TaskService::closeIo);
-  for (const char* method :
-       {"Exec", "ResizePty", "Pause", "Resume", "Checkpoint", "Update", "Stats"}) {
-    server.registerHandler(kTaskService, method, [method](Call, Responder responder) {
-      responder.fail({StatusCode::kUnimplemented,
-                      std::string("nanovisor shim: ") + method + " is not implemented yet"});
-    });
-  }
+  bind("Exec", &TaskService::exec);
+  bind("ResizePty", &TaskService::resizePty);
+  bind("Stats", &TaskService::stats);
+  bind("Pause", &TaskService::pause);
+  bind("Resume", &TaskService::resume);
+  bind("Update", &TaskService::update);
+  bind("Checkpoint", &TaskService::checkpoint);
 }
 
 TaskService::Task* TaskService::findLocked(const std::string& id, const std::string& exec_id,
@@ -158,6 +228,36 @@ TaskService::Task* TaskService::findLocked(const std::string& id, const std::str
     return nullptr;
   }
   return task_.get();
+}
+
+TaskService::Proc* TaskService::findProcLocked(const std::string& id, const std::string& exec_id,
+                                               Responder& responder) {
+  Task* task = findLocked(id, "", responder);
+  if (task == nullptr) return nullptr;
+  if (exec_id.empty()) return &task->init;
+  auto it = task->execs.find(exec_id);
+  if (it == task->execs.end()) {
+    responder.fail({StatusCode::kNotFound, "exec " + exec_id + " not found in task " + id});
+    return nullptr;
+  }
+  return it->second.get();
+}
+
+bool TaskService::runningLocked(const Task* task, Responder& responder, bool paused_ok) {
+  if (task_.get() != task) {
+    responder.fail({StatusCode::kNotFound, "task not found"});
+    return false;
+  }
+  if (task->init.status != cpb::RUNNING || task->closing || !task->sandbox) {
+    responder.fail({StatusCode::kFailedPrecondition, "task " + task->id + " is not running"});
+    return false;
+  }
+  if (task->paused && !paused_ok) {
+    responder.fail({StatusCode::kFailedPrecondition,
+                    "task " + task->id + " is paused; resume it first"});
+    return false;
+  }
+  return true;
 }
 
 void TaskService::create(Call call, Responder responder) {
@@ -191,10 +291,10 @@ void TaskService::create(Call call, Responder responder) {
       auto task = std::make_unique<Task>();
       task->id = request.id();
       task->bundle = request.bundle();
-      task->stdin_path = request.stdin();
-      task->stdout_path = request.stdout();
-      task->stderr_path = request.stderr();
-      task->terminal = request.terminal();
+      task->init.stdin_path = request.stdin();
+      task->init.stdout_path = request.stdout();
+      task->init.stderr_path = request.stderr();
+      task->init.terminal = request.terminal();
       if (!dirs.upperdir.empty()) task->owned_rootfs_image = rootfs;
       auto& sb = task->sandbox_config;
       sb.id = request.id();
@@ -221,10 +321,10 @@ void TaskService::create(Call call, Responder responder) {
     event.set_container_id(task_->id);
     event.set_bundle(task_->bundle);
     *event.mutable_rootfs() = request.rootfs();
-    event.mutable_io()->set_stdin(task_->stdin_path);
-    event.mutable_io()->set_stdout(task_->stdout_path);
-    event.mutable_io()->set_stderr(task_->stderr_path);
-    event.mutable_io()->set_terminal(task_->terminal);
+    event.mutable_io()->set_stdin(task_->init.stdin_path);
+    event.mutable_io()->set_stdout(task_->init.stdout_path);
+    event.mutable_io()->set_stderr(task_->init.stderr_path);
+    event.mutable_io()->set_terminal(task_->init.terminal);
     events_.publish("/tasks/create", "containerd.events.TaskCreate", event);
     cpb::CreateTaskResponse response;  // pid 0 until started (ctr deletes CREATED tasks only then)
     responder.reply(response.SerializeAsString());
@@ -235,15 +335,26 @@ void TaskService::start(Call call, Responder responder) {
   cpb::StartRequest request;
   if (!parse(call, request, responder)) return;
   Task* task = nullptr;
+  Proc* proc = nullptr;
   {
     std::lock_guard lock(mutex_);
-    task = findLocked(request.id(), request.exec_id(), responder);
-    if (task == nullptr) return;
-    if (task->status != cpb::CREATED || task->starting) {
-      responder.fail({StatusCode::kFailedPrecondition, "task " + task->id + " is not created"});
+    proc = findProcLocked(request.id(), request.exec_id(), responder);
+    if (proc == nullptr) return;
+    task = task_.get();
+    if (proc->status != cpb::CREATED || proc->starting) {
+      responder.fail({StatusCode::kFailedPrecondition,
+                      "process " + (request.exec_id().empty() ? task->id : request.exec_id()) +
+                          " is not created"});
       return;
     }
-    task->starting = true;
+    if (!request.exec_id().empty() && !runningLocked(task, responder)) return;
+    proc->starting = true;
+  }
+  if (!request.exec_id().empty()) {
+    async([this, task, proc, responder = std::move(responder)]() mutable {
+      startExec(task, proc, std::move(responder));
+    });
+    return;
   }
   async([this, task, responder = std::move(responder)]() mutable {
     auto started = [&]() -> Result<uint32_t> {
@@ -251,32 +362,13 @@ void TaskService::start(Call call, Responder responder) {
                           runtime::Sandbox::start(options_.runtime,
                                                   runtime::StateStore(options_.sandbox_state_dir),
                                                   task->sandbox_config));
-      NV_ASSIGN_OR_RETURN(task->stdout_fd, openOutput(task->stdout_path, task->stdout_keep));
-      NV_ASSIGN_OR_RETURN(task->stderr_fd, openOutput(task->stderr_path, task->stderr_keep));
-      task->output = std::make_unique<runtime::ProcessStdio>(sandbox->agent(), task->id, "");
-      task->output->start(-1, task->stdout_fd ? task->stdout_fd.get() : -1,
-                          task->stderr_fd ? task->stderr_fd.get() : -1);
-      if (!task->stdin_path.empty()) {
-        // containerd opens its end asynchronously and may never do so: a blocking open here
-        // would hang Start, so a helper thread waits for it (watchInit unblocks it).
-        runtime::Sandbox* sb = sandbox.get();
-        task->stdin_opener = std::thread([task, sb] {
-          int fd = ::open(task->stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd < 0) return;
-          if (task->exiting) {
-            ::close(fd);
-            return;
-          }
-          task->input = std::make_unique<runtime::ProcessStdio>(sb->agent(), task->id, "");
-          task->input->start(fd, -1, -1);
-        });
-      }
+      NV_TRY(task->init.startStdio(sandbox->agent(), task->id));
       const auto pid = static_cast<uint32_t>(sandbox->vm().vmmPid());
       std::lock_guard lock(mutex_);
       task->sandbox = std::move(sandbox);
-      task->pid = pid;
-      task->status = cpb::RUNNING;
-      task->starting = false;
+      task->init.pid = pid;
+      task->init.status = cpb::RUNNING;
+      task->init.starting = false;
       cpb::TaskStart event;
       event.set_container_id(task->id);
       event.set_pid(pid);
@@ -286,11 +378,26 @@ void TaskService::start(Call call, Responder responder) {
     if (!started) {
       log::get("shim")->error("start {}: {}", task->id, started.error().message());
       std::lock_guard lock(mutex_);
-      task->starting = false;
-      task->output.reset();
+      task->init.starting = false;
+      task->init.output.reset();
       failWith(responder, started.error());
       return;
     }
+    // The guest's OOM kills become /tasks/oom events (CRI sets reason OOMKilled from them).
+    runtime::AgentClient& agent = task->sandbox->agent();
+    task->oom_watcher = std::thread([this, task, &agent] {
+      for (;;) {
+        auto oom = agent.call<nanovisor::agent::v1::GetOOMEventResponse>(
+            "GetOOMEvent", nanovisor::agent::v1::GetOOMEventRequest(), std::chrono::hours(24 * 365));
+        if (!oom) return;  // the agent connection closed: the task is ending
+        if (oom->container_id() != task->id) continue;
+        std::lock_guard lock(mutex_);
+        task->oom_published = true;
+        cpb::TaskOOM event;
+        event.set_container_id(task->id);
+        events_.publish("/tasks/oom", "containerd.events.TaskOOM", event);
+      }
+    });
     cpb::StartResponse response;
     response.set_pid(*started);
     responder.reply(response.SerializeAsString());
@@ -302,24 +409,126 @@ void TaskService::start(Call call, Responder responder) {
   });
 }
 
+void TaskService::startExec(Task* task, Proc* proc, Responder responder) {
+  namespace agentpb = nanovisor::agent::v1;
+  // Held from the agent call until the watcher exists, so watchInit either sees this exec's
+  // watcher or refuses it (closing), never a process nobody waits for.
+  std::lock_guard lifecycle(lifecycle_mutex_);
+  auto started = [&]() -> Result<uint32_t> {
+    {
+      std::lock_guard lock(mutex_);
+      if (task_.get() != task || task->closing || task->init.status != cpb::RUNNING) {
+        return fail(Errc::kNotFound, "task " + task->id + " is not running");
+      }
+    }
+    runtime::AgentClient& agent = task->sandbox->agent();
+    agentpb::ExecProcessRequest request;
+    request.set_container_id(task->id);
+    request.set_exec_id(proc->exec_id);
+    request.set_oci_process_json(proc->process_json);
+    request.set_tty(proc->terminal);
+    NV_ASSIGN_OR_RETURN(auto execd, agent.call<agentpb::ExecProcessResponse>("ExecProcess",
+                                                                             request));
+    if (auto stdio = proc->startStdio(agent, task->id); !stdio) {
+      agentpb::SignalProcessRequest kill;
+      kill.set_container_id(task->id);
+      kill.set_exec_id(proc->exec_id);
+      kill.set_signal(SIGKILL);
+      (void)agent.call<agentpb::SignalProcessResponse>("SignalProcess", kill);
+      return tl::unexpected(stdio.error());
+    }
+    return execd.pid();
+  }();
+  std::lock_guard lock(mutex_);
+  proc->starting = false;
+  if (!started) {
+    log::get("shim")->error("exec {} in {}: {}", proc->exec_id, task->id,
+                            started.error().message());
+    proc->output.reset();
+    failWith(responder, started.error());
+    return;
+  }
+  proc->pid = *started;
+  proc->status = cpb::RUNNING;
+  cpb::TaskExecStarted event;
+  event.set_container_id(task->id);
+  event.set_exec_id(proc->exec_id);
+  event.set_pid(proc->pid);
+  events_.publish("/tasks/exec-started", "containerd.events.TaskExecStarted", event);
+  proc->watcher = std::thread([this, task, proc] { watchExec(task, proc); });
+  cpb::StartResponse response;
+  response.set_pid(proc->pid);
+  responder.reply(response.SerializeAsString());
+}
+
+void TaskService::watchExec(Task* task, Proc* proc) {
+  namespace agentpb = nanovisor::agent::v1;
+  agentpb::WaitProcessRequest request;
+  request.set_container_id(task->id);
+  request.set_exec_id(proc->exec_id);
+  auto done = task->sandbox->agent().call<agentpb::WaitProcessResponse>(
+      "WaitProcess", request, std::chrono::hours(24 * 365));
+  proc->finishStdio();
+  uint32_t code = 255;
+  if (done) {
+    code = static_cast<uint32_t>(done->exit_status());
+  } else {
+    log::get("shim")->error("exec {} in {}: {}", proc->exec_id, task->id,
+                            done.error().message());
+  }
+  markExited(*proc, code);
+}
+
 void TaskService::watchInit() {
+  namespace agentpb = nanovisor::agent::v1;
   Task* task = nullptr;
   {
     std::lock_guard lock(mutex_);
     task = task_.get();
   }
   auto status = task->sandbox->waitInit();
-  task->output->drain();
-  task->stdout_fd.reset();
-  task->stderr_fd.reset();
-  task->stdout_keep.reset();
-  task->stderr_keep.reset();
-  task->exiting = true;
-  if (task->stdin_opener.joinable()) {
-    // Unblocks the opener if containerd never opened its end.
-    UniqueFd unblock(::open(task->stdin_path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-    task->stdin_opener.join();
+  task->init.finishStdio();
+  // No exec starts from now on; the running ones end with the container (killed if the init's
+  // exit did not take them along) and are waited for before the agent connection goes.
+  std::vector<std::thread> exec_watchers;
+  bool execs_running = false;
+  {
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    std::lock_guard lock(mutex_);
+    task->closing = true;
+    if (task->paused) {
+      // Cannot happen for a paused guest's own exit, but a VM that died while paused can.
+      task->paused = false;
+    }
+    for (auto& [id, proc] : task->execs) {
+      if (proc->watcher.joinable()) exec_watchers.push_back(std::move(proc->watcher));
+      execs_running = execs_running || proc->status == cpb::RUNNING;
+    }
   }
+  if (execs_running) {
+    agentpb::SignalProcessRequest kill;
+    kill.set_container_id(task->id);
+    kill.set_signal(SIGKILL);
+    kill.set_all(true);
+    (void)task->sandbox->agent().call<agentpb::SignalProcessResponse>("SignalProcess", kill);
+  }
+  for (auto& t : exec_watchers) t.join();
+  if (status && *status == 128 + SIGKILL) {
+    // The agent notices OOM kills by polling: an init the OOM killer ended may exit before
+    // its event is out. Its exit record says so; publish /tasks/oom before /tasks/exit.
+    agentpb::WaitProcessRequest again;
+    again.set_container_id(task->id);
+    auto exit = task->sandbox->agent().call<agentpb::WaitProcessResponse>("WaitProcess", again);
+    std::lock_guard lock(mutex_);
+    if (exit && exit->oom_killed() && !task->oom_published) {
+      task->oom_published = true;
+      cpb::TaskOOM event;
+      event.set_container_id(task->id);
+      events_.publish("/tasks/oom", "containerd.events.TaskOOM", event);
+    }
+  }
+  task->sandbox->agent().close();  // ends the OOM watcher's call
+  if (task->oom_watcher.joinable()) task->oom_watcher.join();
   uint32_t code = 255;
   std::string error;
   if (status) {
@@ -330,30 +539,29 @@ void TaskService::watchInit() {
   }
   {
     std::lock_guard lifecycle(lifecycle_mutex_);
-    task->input.reset();
     task->sandbox->finish(static_cast<int>(code), error);
   }
-  markExited(code);
+  markExited(task->init, code);
 }
 
-void TaskService::markExited(uint32_t exit_status) {
+void TaskService::markExited(Proc& proc, uint32_t exit_status) {
   std::vector<Responder> waiters;
   cpb::WaitResponse response;
   {
     std::lock_guard lock(mutex_);
-    task_->status = cpb::STOPPED;
-    task_->exit_status = exit_status;
-    task_->exited_at = nowTimestamp();
-    waiters.swap(task_->waiters);
+    proc.status = cpb::STOPPED;
+    proc.exit_status = exit_status;
+    proc.exited_at = nowTimestamp();
+    waiters.swap(proc.waiters);
     cpb::TaskExit event;
     event.set_container_id(task_->id);
-    event.set_id(task_->id);
-    event.set_pid(task_->pid);
+    event.set_id(proc.exec_id.empty() ? task_->id : proc.exec_id);
+    event.set_pid(proc.pid);
     event.set_exit_status(exit_status);
-    *event.mutable_exited_at() = task_->exited_at;
+    *event.mutable_exited_at() = proc.exited_at;
     events_.publish("/tasks/exit", "containerd.events.TaskExit", event);
     response.set_exit_status(exit_status);
-    *response.mutable_exited_at() = task_->exited_at;
+    *response.mutable_exited_at() = proc.exited_at;
   }
   const std::string bytes = response.SerializeAsString();
   for (auto& waiter : waiters) waiter.reply(bytes);
@@ -363,20 +571,22 @@ void TaskService::state(Call call, Responder responder) {
   cpb::StateRequest request;
   if (!parse(call, request, responder)) return;
   std::lock_guard lock(mutex_);
-  Task* task = findLocked(request.id(), request.exec_id(), responder);
-  if (task == nullptr) return;
+  Proc* proc = findProcLocked(request.id(), request.exec_id(), responder);
+  if (proc == nullptr) return;
+  const Task& task = *task_;
   cpb::StateResponse response;
-  response.set_id(task->id);
-  response.set_bundle(task->bundle);
-  response.set_pid(task->pid);
-  response.set_status(task->status);
-  response.set_stdin(task->stdin_path);
-  response.set_stdout(task->stdout_path);
-  response.set_stderr(task->stderr_path);
-  response.set_terminal(task->terminal);
-  if (task->status == cpb::STOPPED) {
-    response.set_exit_status(task->exit_status);
-    *response.mutable_exited_at() = task->exited_at;
+  response.set_id(proc->exec_id.empty() ? task.id : proc->exec_id);
+  response.set_exec_id(proc->exec_id);
+  response.set_bundle(task.bundle);
+  response.set_pid(proc->pid);
+  response.set_status(task.statusOf(*proc));
+  response.set_stdin(proc->stdin_path);
+  response.set_stdout(proc->stdout_path);
+  response.set_stderr(proc->stderr_path);
+  response.set_terminal(proc->terminal);
+  if (proc->status == cpb::STOPPED) {
+    response.set_exit_status(proc->exit_status);
+    *response.mutable_exited_at() = proc->exited_at;
   }
   responder.reply(response.SerializeAsString());
 }
@@ -385,16 +595,30 @@ void TaskService::wait(Call call, Responder responder) {
   cpb::WaitRequest request;
   if (!parse(call, request, responder)) return;
   std::lock_guard lock(mutex_);
-  Task* task = findLocked(request.id(), request.exec_id(), responder);
-  if (task == nullptr) return;
-  if (task->status == cpb::STOPPED) {
+  Proc* proc = findProcLocked(request.id(), request.exec_id(), responder);
+  if (proc == nullptr) return;
+  if (proc->status == cpb::STOPPED) {
     cpb::WaitResponse response;
-    response.set_exit_status(task->exit_status);
-    *response.mutable_exited_at() = task->exited_at;
+    response.set_exit_status(proc->exit_status);
+    *response.mutable_exited_at() = proc->exited_at;
     responder.reply(response.SerializeAsString());
     return;
   }
-  task->waiters.push_back(std::move(responder));
+  proc->waiters.push_back(std::move(responder));
+}
+
+Result<void> TaskService::resumeLocked(Task* task) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!task->paused) return {};
+  }
+  NV_TRY(task->sandbox->vm().resume());
+  std::lock_guard lock(mutex_);
+  task->paused = false;
+  cpb::TaskResumed event;
+  event.set_container_id(task->id);
+  events_.publish("/tasks/resumed", "containerd.events.TaskResumed", event);
+  return {};
 }
 
 void TaskService::kill(Call call, Responder responder) {
@@ -402,35 +626,49 @@ void TaskService::kill(Call call, Responder responder) {
   if (!parse(call, request, responder)) return;
   const int sig = static_cast<int>(request.signal());
   Task* task = nullptr;
+  Proc* proc = nullptr;
   {
     std::lock_guard lock(mutex_);
-    task = findLocked(request.id(), request.exec_id(), responder);
-    if (task == nullptr) return;
-    if (task->status == cpb::STOPPED) {
+    proc = findProcLocked(request.id(), request.exec_id(), responder);
+    if (proc == nullptr) return;
+    task = task_.get();
+    if (proc->status == cpb::STOPPED) {
       responder.fail({StatusCode::kNotFound, "process already finished"});
       return;
     }
-    if (task->starting) {
-      responder.fail({StatusCode::kFailedPrecondition, "task " + task->id + " is starting"});
+    if (proc->starting) {
+      responder.fail({StatusCode::kFailedPrecondition, "process is starting"});
       return;
     }
   }
-  if (task->status == cpb::CREATED) {
+  if (proc->status == cpb::CREATED) {
     // Never started: it moves to STOPPED as runc's does, so containerd can delete it.
-    markExited(128u + static_cast<uint32_t>(sig));
+    markExited(*proc, 128u + static_cast<uint32_t>(sig));
     responder.reply("");
     return;
   }
-  async([this, task, sig, responder = std::move(responder)]() mutable {
+  async([this, task, proc, request, responder = std::move(responder)]() mutable {
     std::lock_guard lifecycle(lifecycle_mutex_);
     {
       std::lock_guard lock(mutex_);
-      if (task->status == cpb::STOPPED) {
+      if (task_.get() != task || proc->status == cpb::STOPPED || !task->sandbox ||
+          task->init.status == cpb::STOPPED) {
         responder.fail({StatusCode::kNotFound, "process already finished"});
         return;
       }
     }
-    auto sent = task->output->signal(sig);
+    // A paused guest cannot take a signal: containerd kills paused tasks, so resume first.
+    if (auto resumed = resumeLocked(task); !resumed) {
+      failWith(responder, resumed.error());
+      return;
+    }
+    nanovisor::agent::v1::SignalProcessRequest signal;
+    signal.set_container_id(task->id);
+    signal.set_exec_id(request.exec_id());
+    signal.set_signal(request.signal());
+    signal.set_all(request.all());
+    auto sent = task->sandbox->agent().call<nanovisor::agent::v1::SignalProcessResponse>(
+        "SignalProcess", signal);
     if (!sent) {
       failWith(responder, sent.error());
       return;
@@ -442,44 +680,94 @@ void TaskService::kill(Call call, Responder responder) {
 void TaskService::remove(Call call, Responder responder) {
   cpb::DeleteRequest request;
   if (!parse(call, request, responder)) return;
-  std::unique_ptr<Task> gone;
+  std::unique_ptr<Task> gone_task;
+  std::unique_ptr<Proc> gone_exec;
   cpb::DeleteResponse response;
   {
     std::lock_guard lock(mutex_);
-    Task* task = findLocked(request.id(), request.exec_id(), responder);
-    if (task == nullptr) return;
-    if (task->status == cpb::RUNNING || task->starting) {
+    Proc* proc = findProcLocked(request.id(), request.exec_id(), responder);
+    if (proc == nullptr) return;
+    if (proc->status == cpb::RUNNING || proc->starting) {
       responder.fail({StatusCode::kFailedPrecondition,
-                      "task " + task->id + " is running; kill it first"});
+                      "process " + (proc->exec_id.empty() ? task_->id : proc->exec_id) +
+                          " is running; kill it first"});
       return;
     }
-    if (task->status == cpb::CREATED) task->exited_at = nowTimestamp();
-    response.set_pid(task->pid);
-    response.set_exit_status(task->exit_status);
-    *response.mutable_exited_at() = task->exited_at;
+    if (proc->status == cpb::CREATED) proc->exited_at = nowTimestamp();
+    response.set_pid(proc->pid);
+    response.set_exit_status(proc->exit_status);
+    *response.mutable_exited_at() = proc->exited_at;
     cpb::TaskDelete event;
-    event.set_container_id(task->id);
-    event.set_pid(task->pid);
-    event.set_exit_status(task->exit_status);
-    *event.mutable_exited_at() = task->exited_at;
+    event.set_container_id(task_->id);
+    event.set_id(proc->exec_id);
+    event.set_pid(proc->pid);
+    event.set_exit_status(proc->exit_status);
+    *event.mutable_exited_at() = proc->exited_at;
     events_.publish("/tasks/delete", "containerd.events.TaskDelete", event);
-    gone = std::move(task_);
+    if (proc->exec_id.empty()) {
+      gone_task = std::move(task_);
+    } else {
+      auto it = task_->execs.find(proc->exec_id);
+      gone_exec = std::move(it->second);
+      task_->execs.erase(it);
+    }
   }
   responder.reply(response.SerializeAsString());
-  // The sandbox was finished by watchInit (VM stopped, state removed); the object goes on a
+  // The sandbox was finished by watchInit (VM stopped, state removed); the objects go on a
   // worker so that the io thread never waits on a join.
-  async([gone = std::move(gone)]() mutable { gone.reset(); });
+  async([gone_task = std::move(gone_task), gone_exec = std::move(gone_exec)]() mutable {
+    gone_exec.reset();
+    gone_task.reset();
+  });
 }
 
 void TaskService::pids(Call call, Responder responder) {
   cpb::PidsRequest request;
   if (!parse(call, request, responder)) return;
-  std::lock_guard lock(mutex_);
-  Task* task = findLocked(request.id(), "", responder);
-  if (task == nullptr) return;
-  cpb::PidsResponse response;
-  if (task->status == cpb::RUNNING) response.add_processes()->set_pid(task->pid);
-  responder.reply(response.SerializeAsString());
+  Task* task = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    task = findLocked(request.id(), "", responder);
+    if (task == nullptr) return;
+    if (task->init.status != cpb::RUNNING) {
+      responder.reply(cpb::PidsResponse().SerializeAsString());
+      return;
+    }
+    if (!runningLocked(task, responder)) return;
+  }
+  async([this, task, responder = std::move(responder)]() mutable {
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    std::map<uint32_t, std::string> exec_pids;
+    {
+      std::lock_guard lock(mutex_);
+      if (!runningLocked(task, responder)) return;
+      for (const auto& [id, proc] : task->execs) {
+        if (proc->status == cpb::RUNNING) exec_pids[proc->pid] = id;
+      }
+    }
+    nanovisor::agent::v1::ListProcessesRequest list;
+    list.set_container_id(task->id);
+    auto listed =
+        task->sandbox->agent().call<nanovisor::agent::v1::ListProcessesResponse>("ListProcesses",
+                                                                                 list);
+    if (!listed) {
+      failWith(responder, listed.error());
+      return;
+    }
+    // Guest pids; an exec's own process carries its exec id as runc's shim reports it.
+    cpb::PidsResponse response;
+    for (uint32_t pid : listed->pids()) {
+      auto* info = response.add_processes();
+      info->set_pid(pid);
+      if (auto it = exec_pids.find(pid); it != exec_pids.end()) {
+        cpb::ProcessDetails details;
+        details.set_exec_id(it->second);
+        info->mutable_info()->set_type_url("containerd.runc.v1.ProcessDetails");
+        info->mutable_info()->set_value(details.SerializeAsString());
+      }
+    }
+    responder.reply(response.SerializeAsString());
+  });
 }
 
 void TaskService::connect(Call call, Responder responder) {
@@ -488,7 +776,7 @@ void TaskService::connect(Call call, Responder responder) {
   std::lock_guard lock(mutex_);
   cpb::ConnectResponse response;
   response.set_shim_pid(static_cast<uint32_t>(::getpid()));
-  if (task_ && task_->id == request.id()) response.set_task_pid(task_->pid);
+  if (task_ && task_->id == request.id()) response.set_task_pid(task_->init.pid);
   responder.reply(response.SerializeAsString());
 }
 
@@ -508,9 +796,194 @@ void TaskService::closeIo(Call call, Responder responder) {
   cpb::CloseIORequest request;
   if (!parse(call, request, responder)) return;
   std::lock_guard lock(mutex_);
-  if (findLocked(request.id(), request.exec_id(), responder) == nullptr) return;
-  // The process's stdin closes when containerd closes its end of the FIFO (EOF).
+  if (findProcLocked(request.id(), request.exec_id(), responder) == nullptr) return;
+  // The process's stdin closes when containerd closes its end of the FIFO (EOF): closing it
+  // here could cut input still on its way through the FIFO.
   responder.reply("");
+}
+
+void TaskService::exec(Call call, Responder responder) {
+  cpb::ExecProcessRequest request;
+  if (!parse(call, request, responder)) return;
+  std::lock_guard lock(mutex_);
+  Task* task = findLocked(request.id(), "", responder);
+  if (task == nullptr) return;
+  if (request.exec_id().empty()) {
+    responder.fail({StatusCode::kInvalidArgument, "exec: an exec id is required"});
+    return;
+  }
+  if (task->execs.count(request.exec_id()) != 0) {
+    responder.fail({StatusCode::kAlreadyExists,
+                    "exec " + request.exec_id() + " already exists in task " + task->id});
+    return;
+  }
+  if (!runningLocked(task, responder)) return;
+  auto process =
+      execProcessJson(task->sandbox_config.oci_spec, request.spec().value(), request.terminal());
+  if (!process) {
+    failWith(responder, process.error());
+    return;
+  }
+  auto proc = std::make_unique<Proc>();
+  proc->exec_id = request.exec_id();
+  proc->stdin_path = request.stdin();
+  proc->stdout_path = request.stdout();
+  proc->stderr_path = request.stderr();
+  proc->terminal = request.terminal();
+  proc->process_json = std::move(*process);
+  task->execs.emplace(request.exec_id(), std::move(proc));
+  cpb::TaskExecAdded event;
+  event.set_container_id(task->id);
+  event.set_exec_id(request.exec_id());
+  events_.publish("/tasks/exec-added", "containerd.events.TaskExecAdded", event);
+  responder.reply("");
+}
+
+void TaskService::resizePty(Call call, Responder responder) {
+  cpb::ResizePtyRequest request;
+  if (!parse(call, request, responder)) return;
+  Task* task = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    Proc* proc = findProcLocked(request.id(), request.exec_id(), responder);
+    if (proc == nullptr) return;
+    task = task_.get();
+    if (!proc->terminal) {
+      responder.fail({StatusCode::kFailedPrecondition, "the process has no terminal"});
+      return;
+    }
+    if (proc->status != cpb::RUNNING) {
+      responder.fail({StatusCode::kFailedPrecondition, "the process is not running"});
+      return;
+    }
+    if (!runningLocked(task, responder)) return;
+  }
+  async([this, task, request, responder = std::move(responder)]() mutable {
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      if (!runningLocked(task, responder)) return;
+    }
+    nanovisor::agent::v1::TtyWinResizeRequest resize;
+    resize.set_container_id(task->id);
+    resize.set_exec_id(request.exec_id());
+    resize.set_rows(request.height());
+    resize.set_columns(request.width());
+    auto done = task->sandbox->agent().call<nanovisor::agent::v1::TtyWinResizeResponse>(
+        "TtyWinResize", resize);
+    if (!done) {
+      failWith(responder, done.error());
+      return;
+    }
+    responder.reply("");
+  });
+}
+
+void TaskService::stats(Call call, Responder responder) {
+  cpb::StatsRequest request;
+  if (!parse(call, request, responder)) return;
+  Task* task = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    task = findLocked(request.id(), "", responder);
+    if (task == nullptr || !runningLocked(task, responder)) return;
+  }
+  async([this, task, responder = std::move(responder)]() mutable {
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      if (!runningLocked(task, responder)) return;
+    }
+    nanovisor::agent::v1::StatsRequest ask;
+    ask.set_container_id(task->id);
+    auto got = task->sandbox->agent().call<nanovisor::agent::v1::StatsResponse>("Stats", ask);
+    if (!got) {
+      failWith(responder, got.error());
+      return;
+    }
+    const uint64_t vm_bytes = task->sandbox_config.memory_mib << 20;
+    responder.reply(statsResponse(metricsFromAgent(*got, vm_bytes)).SerializeAsString());
+  });
+}
+
+void TaskService::pause(Call call, Responder responder) {
+  cpb::PauseRequest request;
+  if (!parse(call, request, responder)) return;
+  Task* task = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    task = findLocked(request.id(), "", responder);
+    if (task == nullptr || !runningLocked(task, responder)) return;
+  }
+  async([this, task, responder = std::move(responder)]() mutable {
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      if (!runningLocked(task, responder)) return;
+    }
+    // The whole VM stops (vCPUs halted by the VMM): every process of the container freezes.
+    if (auto paused = task->sandbox->vm().pause(); !paused) {
+      failWith(responder, paused.error());
+      return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      task->paused = true;
+      cpb::TaskPaused event;
+      event.set_container_id(task->id);
+      events_.publish("/tasks/paused", "containerd.events.TaskPaused", event);
+    }
+    responder.reply("");
+  });
+}
+
+void TaskService::resume(Call call, Responder responder) {
+  cpb::ResumeRequest request;
+  if (!parse(call, request, responder)) return;
+  Task* task = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    task = findLocked(request.id(), "", responder);
+    if (task == nullptr || !runningLocked(task, responder, /*paused_ok=*/true)) return;
+    if (!task->paused) {
+      responder.fail({StatusCode::kFailedPrecondition, "task " + task->id + " is not paused"});
+      return;
+    }
+  }
+  async([this, task, responder = std::move(responder)]() mutable {
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      if (!runningLocked(task, responder, /*paused_ok=*/true)) return;
+    }
+    if (auto resumed = resumeLocked(task); !resumed) {
+      failWith(responder, resumed.error());
+      return;
+    }
+    responder.reply("");
+  });
+}
+
+void TaskService::update(Call call, Responder responder) {
+  cpb::UpdateTaskRequest request;
+  if (!parse(call, request, responder)) return;
+  std::lock_guard lock(mutex_);
+  Task* task = findLocked(request.id(), "", responder);
+  if (task == nullptr) return;
+  auto checked = checkUpdateResources(request.resources().type_url(), request.resources().value());
+  if (!checked) {
+    failWith(responder, checked.error());
+    return;
+  }
+  responder.reply("");  // nothing to change
+}
+
+void TaskService::checkpoint(Call call, Responder responder) {
+  cpb::CheckpointTaskRequest request;
+  if (!parse(call, request, responder)) return;
+  responder.fail({StatusCode::kUnimplemented,
+                  "nanovisor shim: Checkpoint is not supported (no VM or container snapshot "
+                  "yet)"});
 }
 
 }  // namespace nv::shim

@@ -4,7 +4,10 @@
 // records the task (pid 0, CREATED); Start boots the VM and starts the container; Wait answers
 // when the workload exited and its output was drained; Kill signals it through the agent;
 // Delete reports the exit and forgets the task; Shutdown exits the daemon once no task is left.
-// Exec, ResizePty, Pause, Resume, Checkpoint, Update and Stats answer UNIMPLEMENTED for now.
+// Exec adds a process (exec_id) that Start runs through the agent's ExecProcess; State, Wait,
+// Kill, Delete, CloseIO and ResizePty take the exec_id. Stats answers cgroup v2 Metrics from the
+// agent, Pause/Resume stop and continue the whole VM, the agent's OOM events become /tasks/oom.
+// Update answers UNIMPLEMENTED for real changes, Checkpoint always.
 // Handlers run on the server's io thread; anything slow (rootfs build, VM boot, agent calls)
 // runs on a worker thread that answers through the Responder.
 #pragma once
@@ -45,6 +48,7 @@ class TaskService {
   void registerOn(ttrpc::Server& server);
 
  private:
+  struct Proc;
   struct Task;
 
   void create(ttrpc::Call call, ttrpc::Responder responder);
@@ -57,15 +61,33 @@ class TaskService {
   void connect(ttrpc::Call call, ttrpc::Responder responder);
   void shutdown(ttrpc::Call call, ttrpc::Responder responder);
   void closeIo(ttrpc::Call call, ttrpc::Responder responder);
+  void exec(ttrpc::Call call, ttrpc::Responder responder);
+  void resizePty(ttrpc::Call call, ttrpc::Responder responder);
+  void stats(ttrpc::Call call, ttrpc::Responder responder);
+  void pause(ttrpc::Call call, ttrpc::Responder responder);
+  void resume(ttrpc::Call call, ttrpc::Responder responder);
+  void update(ttrpc::Call call, ttrpc::Responder responder);
+  void checkpoint(ttrpc::Call call, ttrpc::Responder responder);
 
   // Runs `fn` (move-only is fine) on a worker thread, joined by the destructor.
   template <class F>
   void async(F fn);
-  // The task with `id`; nullptr (and `responder` answered NOT_FOUND) otherwise. Locked caller.
+  // The task with `id` (exec_id must be empty); nullptr (and `responder` answered NOT_FOUND)
+  // otherwise. Locked caller.
   Task* findLocked(const std::string& id, const std::string& exec_id, ttrpc::Responder& responder);
-  // The workload ended (or never started): record, publish /tasks/exit, answer waiters.
-  void markExited(uint32_t exit_status);
+  // The init (exec_id empty) or exec process; nullptr and NOT_FOUND otherwise. Locked caller.
+  Proc* findProcLocked(const std::string& id, const std::string& exec_id,
+                       ttrpc::Responder& responder);
+  // True when `task` is still the current task and its VM runs (not paused unless
+  // `paused_ok`); otherwise answers `responder`. Locked caller.
+  bool runningLocked(const Task* task, ttrpc::Responder& responder, bool paused_ok = false);
+  // The process ended (or never started): record, publish /tasks/exit, answer waiters.
+  void markExited(Proc& proc, uint32_t exit_status);
   void watchInit();
+  void watchExec(Task* task, Proc* proc);
+  void startExec(Task* task, Proc* proc, ttrpc::Responder responder);
+  // Resumes a paused VM (Kill needs a running guest). Lifecycle-locked caller.
+  Result<void> resumeLocked(Task* task);
 
   TaskServiceOptions options_;
   EventPublisher& events_;

@@ -1,13 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // `ctr run --runtime io.containerd.nanovisor.v2` against a private containerd (own root, state,
 // socket and config in a temp dir; the CRI plugin disabled). The workload runs in a micro-VM:
-// `uname -r` prints the guest kernel's release, exit codes and both output streams come back.
+// `uname -r` prints the guest kernel's release, exit codes and both output streams come back;
+// `ctr task exec/ps/metrics/pause/resume/kill/rm` work on a detached task; `ctr run -t` gives
+// the workload a terminal of the size ctr's own terminal has; exit codes match runc's.
 // Afterwards no shim, VMM, socket, mount or sandbox directory of ours is left.
+#include <fcntl.h>
 #include <openssl/sha.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <future>
+
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -168,6 +179,7 @@ class Containerd : public ::testing::Environment {
   std::string log() const { return readFile(root_ + "/containerd.log"); }
   const std::string& skipReason() const { return skip_; }
   const std::string& root() const { return root_; }
+  const std::string& socket() const { return socket_; }
 
  private:
   void skip(std::string why) { skip_ = std::move(why); }
@@ -206,6 +218,126 @@ class ShimE2eTest : public ::testing::Test {
   }
 };
 
+// Runs ctr on the slave side of a new pty (its controlling terminal, `rows` x `cols`) and
+// returns what it printed and its exit code; killed after `timeout`.
+RunResult ctrOnPty(const std::vector<std::string>& args, unsigned short rows, unsigned short cols,
+                   milliseconds timeout) {
+  int master = -1;
+  int slave = -1;
+  winsize size{};
+  size.ws_row = rows;
+  size.ws_col = cols;
+  if (::openpty(&master, &slave, nullptr, nullptr, &size) != 0) {
+    return {.exit_code = -1, .output = std::string("openpty: ") + std::strerror(errno)};
+  }
+  std::vector<std::string> argv = {"/usr/bin/ctr", "--address", g_containerd->socket()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> c_argv;
+  for (auto& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    ::ioctl(slave, TIOCSCTTY, 0);
+    for (int fd = 0; fd < 3; ++fd) ::dup2(slave, fd);
+    ::close(master);
+    if (slave > 2) ::close(slave);
+    ::execv(c_argv[0], c_argv.data());
+    ::_exit(127);
+  }
+  ::close(slave);
+  RunResult result;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline -
+                                                               std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      result.output += "\n[timed out]";
+      break;
+    }
+    pollfd pfd{master, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(master, buf, sizeof(buf));
+    if (n <= 0) break;  // EIO: every slave handle closed (ctr exited)
+    result.output.append(buf, static_cast<size_t>(n));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  result.exit_code = waitStatusToExitCode(status);
+  return result;
+}
+
+// Polls `ctr task ls` until the task shows `status`.
+bool waitForStatus(const std::string& id, const std::string& status) {
+  for (int i = 0; i < 600; ++i) {
+    auto listed = g_containerd->ctr({"task", "ls"}, 10000);
+    std::istringstream lines(listed.output);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind(id + " ", 0) == 0 && line.find(status) != std::string::npos) return true;
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return false;
+}
+
+// Polls `ctr task ps` until it lists at least `count` processes.
+bool waitForProcesses(const std::string& id, size_t count) {
+  for (int i = 0; i < 600; ++i) {
+    auto ps = g_containerd->ctr({"task", "ps", id}, 30000);
+    size_t lines = 0;
+    std::istringstream in(ps.output);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0]))) ++lines;
+    }
+    if (lines >= count) return true;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return false;
+}
+
+// The exit codes ctr reports for one runtime: `sh -c 'exit 7'`, `true`, an exec killed by
+// SIGTERM, the task's init killed by SIGKILL.
+std::vector<int> exitCodes(const std::string& runtime, const std::string& id) {
+  std::vector<int> codes;
+  const std::string& image = g_containerd->image();
+  g_containerd->remember(id + "-a");
+  codes.push_back(g_containerd->ctr({"run", "--rm", "--runtime", runtime, image, id + "-a",
+                                     "sh", "-c", "exit 7"}, 120000).exit_code);
+  g_containerd->remember(id + "-b");
+  codes.push_back(g_containerd->ctr({"run", "--rm", "--runtime", runtime, image, id + "-b",
+                                     "true"}, 120000).exit_code);
+  const std::string c = id + "-c";
+  g_containerd->remember(c);
+  auto init = std::async(std::launch::async, [&] {
+    return g_containerd->ctr({"run", "--rm", "--runtime", runtime, image, c, "sleep", "1000"},
+                             180000);
+  });
+  if (!waitForStatus(c, "RUNNING")) {
+    ADD_FAILURE() << runtime << ": " << c << " never ran";
+    (void)g_containerd->ctr({"task", "kill", "-s", "SIGKILL", c}, 30000);
+    init.wait();
+    return codes;
+  }
+  auto exec = std::async(std::launch::async, [&] {
+    return g_containerd->ctr({"task", "exec", "--exec-id", "sleeper", c, "sleep", "1000"},
+                             180000);
+  });
+  EXPECT_TRUE(waitForProcesses(c, 2)) << runtime << ": the exec never showed in ctr task ps";
+  auto term = g_containerd->ctr({"task", "kill", "--exec-id", "sleeper", "-s", "SIGTERM", c},
+                                30000);
+  EXPECT_EQ(term.exit_code, 0) << runtime << ": " << term.output;
+  codes.push_back(exec.get().exit_code);
+  auto kill = g_containerd->ctr({"task", "kill", "-s", "SIGKILL", c}, 30000);
+  EXPECT_EQ(kill.exit_code, 0) << runtime << ": " << kill.output;
+  codes.push_back(init.get().exit_code);
+  return codes;
+}
+
 TEST_F(ShimE2eTest, UnameInTheVm_PrintsTheGuestKernelRelease) {
   auto r = g_containerd->run("t1", {"uname", "-r"});
   EXPECT_EQ(r.exit_code, 0) << r.output << g_containerd->log();
@@ -239,6 +371,134 @@ TEST_F(ShimE2eTest, DetachedTask_KilledThroughTheShim_StopsAndIsRemoved) {
   EXPECT_EQ(removed.exit_code, 0) << removed.output;
   auto container = g_containerd->ctr({"containers", "rm", "t3"}, 30000);
   EXPECT_EQ(container.exit_code, 0) << container.output;
+}
+
+TEST_F(ShimE2eTest, DetachedTask_ExecPsMetricsPauseResumeKillRm) {
+  const std::string id = "t4";
+  g_containerd->remember(id);
+  auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime,
+                                    g_containerd->image(), id, "sleep", "1000"}, 120000);
+  ASSERT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
+
+  // Exec: output through containerd's FIFOs, the exec's own exit code.
+  auto exec = g_containerd->ctr({"task", "exec", "--exec-id", "e1", id, "sh", "-c",
+                                 "echo exec-out; echo exec-err >&2; uname -r; exit 3"}, 60000);
+  EXPECT_EQ(exec.exit_code, 3) << exec.output << g_containerd->log();
+  EXPECT_NE(exec.output.find("exec-out"), std::string::npos) << exec.output;
+  EXPECT_NE(exec.output.find("exec-err"), std::string::npos) << exec.output;
+  EXPECT_NE(exec.output.find("-nanovisor"), std::string::npos) << exec.output;
+
+  // ps: the guest's processes of the container (the init's sleep at least).
+  auto ps = g_containerd->ctr({"task", "ps", id}, 30000);
+  EXPECT_EQ(ps.exit_code, 0) << ps.output;
+  EXPECT_NE(ps.output.find("PID"), std::string::npos) << ps.output;
+  EXPECT_TRUE(waitForProcesses(id, 1)) << ps.output;
+
+  // metrics: cgroup v2 numbers from the guest, memory in use is not zero.
+  auto metrics = g_containerd->ctr({"task", "metrics", id}, 30000);
+  EXPECT_EQ(metrics.exit_code, 0) << metrics.output << g_containerd->log();
+  std::istringstream lines(metrics.output);
+  std::string line;
+  uint64_t usage = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string key;
+    words >> key;
+    if (key == "memory.usage") words >> usage;
+  }
+  EXPECT_GT(usage, 0u) << metrics.output;
+  EXPECT_NE(metrics.output.find("memory.usage_limit"), std::string::npos) << metrics.output;
+
+  // pause/resume: the whole VM stops and continues; the task works afterwards.
+  auto paused = g_containerd->ctr({"task", "pause", id}, 30000);
+  EXPECT_EQ(paused.exit_code, 0) << paused.output << g_containerd->log();
+  EXPECT_TRUE(waitForStatus(id, "PAUSED")) << g_containerd->ctr({"task", "ls"}, 10000).output;
+  auto resumed = g_containerd->ctr({"task", "resume", id}, 30000);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(waitForStatus(id, "RUNNING"));
+  auto after = g_containerd->ctr({"task", "exec", "--exec-id", "e2", id, "echo", "still-here"},
+                                 60000);
+  EXPECT_EQ(after.exit_code, 0) << after.output;
+  EXPECT_NE(after.output.find("still-here"), std::string::npos) << after.output;
+
+  auto killed = g_containerd->ctr({"task", "kill", "-s", "SIGKILL", id}, 30000);
+  EXPECT_EQ(killed.exit_code, 0) << killed.output;
+  EXPECT_TRUE(waitForStatus(id, "STOPPED")) << g_containerd->log();
+  auto removed = g_containerd->ctr({"task", "rm", id}, 30000);
+  EXPECT_EQ(removed.exit_code, 0) << removed.output;
+  auto container = g_containerd->ctr({"containers", "rm", id}, 30000);
+  EXPECT_EQ(container.exit_code, 0) << container.output;
+}
+
+TEST_F(ShimE2eTest, RunWithTerminal_GivesATtyOfCtrsSize) {
+  g_containerd->remember("t5");
+  // The size arrives through ResizePty right after Start: wait for it, then print it.
+  auto r = ctrOnPty({"run", "-t", "--rm", "--runtime", kRuntime, g_containerd->image(), "t5",
+                     "sh", "-c",
+                     "tty; test -t 0 && echo stdin-is-a-tty; "
+                     "while [ \"$(stty size)\" != \"40 100\" ]; do sleep 0.1; done; "
+                     "echo size $(stty size); exit 5"},
+                    40, 100, milliseconds(180000));
+  EXPECT_EQ(r.exit_code, 5) << r.output << g_containerd->log();
+  EXPECT_NE(r.output.find("/dev/pts/"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stdin-is-a-tty"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("size 40 100"), std::string::npos) << r.output;
+}
+
+TEST_F(ShimE2eTest, ExecWithTerminal_GivesATtyOfCtrsSize) {
+  const std::string id = "t6";
+  g_containerd->remember(id);
+  auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime,
+                                    g_containerd->image(), id, "sleep", "1000"}, 120000);
+  ASSERT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
+  auto r = ctrOnPty({"task", "exec", "-t", "--exec-id", "tty1", id, "sh", "-c",
+                     "tty; while [ \"$(stty size)\" != \"30 90\" ]; do sleep 0.1; done; "
+                     "echo size $(stty size); exit 4"},
+                    30, 90, milliseconds(120000));
+  EXPECT_EQ(r.exit_code, 4) << r.output << g_containerd->log();
+  EXPECT_NE(r.output.find("/dev/pts/"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("size 30 90"), std::string::npos) << r.output;
+  auto killed = g_containerd->ctr({"task", "kill", "-s", "SIGKILL", id}, 30000);
+  EXPECT_EQ(killed.exit_code, 0) << killed.output;
+  EXPECT_TRUE(waitForStatus(id, "STOPPED"));
+  EXPECT_EQ(g_containerd->ctr({"task", "rm", id}, 30000).exit_code, 0);
+  EXPECT_EQ(g_containerd->ctr({"containers", "rm", id}, 30000).exit_code, 0);
+}
+
+TEST_F(ShimE2eTest, OomKill_PublishesTaskOomAnd137) {
+  // `ctr events` records what containerd receives while the workload outgrows its 32 MiB limit.
+  const std::string events_log = g_containerd->root() + "/events-t7.log";
+  auto events = Subprocess::spawn({.argv = {"/usr/bin/ctr", "--address", g_containerd->socket(),
+                                            "events"},
+                                   .stdout_path = events_log,
+                                   .stderr_path = "=stdout",
+                                   .die_with_parent = true});
+  ASSERT_TRUE(events.has_value()) << events.error().message();
+  g_containerd->remember("t7");
+  auto r = g_containerd->ctr({"run", "--rm", "--runtime", kRuntime, "--memory-limit", "33554432",
+                              g_containerd->image(), "t7", "sh", "-c",
+                              "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"},
+                             180000);
+  EXPECT_EQ(r.exit_code, 137) << r.output << g_containerd->log();
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    seen = readFile(events_log).find("/tasks/oom") != std::string::npos;
+    if (!seen) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(seen) << readFile(events_log);
+  (void)events->signal(SIGTERM);
+  (void)events->wait(milliseconds(5000));
+}
+
+TEST_F(ShimE2eTest, ExitCodes_MatchRunc) {
+  const auto runc = exitCodes("io.containerd.runc.v2", "rc");
+  if (runc.size() < 2 || runc[1] != 0) {
+    GTEST_SKIP() << "runc cannot run the busybox image under this containerd (true exited "
+                 << (runc.size() > 1 ? runc[1] : -1) << "): nothing to compare against";
+  }
+  const auto nanovisor = exitCodes(kRuntime, "nv");
+  EXPECT_EQ(runc, (std::vector<int>{7, 0, 143, 137}));
+  EXPECT_EQ(nanovisor, runc) << g_containerd->log();
 }
 
 }  // namespace

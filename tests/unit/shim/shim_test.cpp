@@ -188,6 +188,44 @@ TEST(BundleProcess, VmMemory_LeavesRoomAboveTheContainerLimit) {
   EXPECT_EQ(vmMemoryMib(256, 512ull << 20), 512u + 96u);
 }
 
+TEST(ExecProcess, CtrProcess_KeepsContainerSettings_TakesArgsEnvCwdUserTerminal) {
+  auto container = bundleProcess(ctrSpec(), "t1", false);
+  ASSERT_TRUE(container.has_value());
+  const std::string from_ctr = R"({"args": ["ps"], "env": ["X=1"], "cwd": "/var",
+      "user": {"uid": 5, "gid": 6}, "terminal": false, "capabilities": {"bounding": []}})";
+  auto json = execProcessJson(container->oci_spec, from_ctr, /*terminal=*/true);
+  ASSERT_TRUE(json.has_value()) << json.error().message();
+  auto process = nlohmann::json::parse(*json);
+  EXPECT_EQ(process["args"], nlohmann::json::array({"ps"}));
+  EXPECT_EQ(process["env"], nlohmann::json::array({"X=1"}));
+  EXPECT_EQ(process["cwd"], "/var");
+  EXPECT_EQ(process["user"]["uid"], 5);
+  EXPECT_EQ(process["user"]["gid"], 6);
+  EXPECT_EQ(process["terminal"], true);  // the request's terminal flag wins
+  // Capabilities stay the container's (as for its init), not ctr's empty set.
+  EXPECT_EQ(process["capabilities"], container->oci_spec["process"]["capabilities"]);
+}
+
+TEST(ExecProcess, NotJsonOrNoArgs_IsInvalidArgument) {
+  auto bad = execProcessJson(nlohmann::json::object(), "{nope", false);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(bad.error().is(Errc::kInvalidArgument));
+  auto empty = execProcessJson(nlohmann::json::object(), R"({"args": []})", false);
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_TRUE(empty.error().is(Errc::kInvalidArgument));
+}
+
+TEST(UpdateResources, EmptyIsOk_ChangesAreUnsupported_GarbageIsInvalid) {
+  EXPECT_TRUE(checkUpdateResources("", "").has_value());
+  EXPECT_TRUE(checkUpdateResources("x", "{}").has_value());
+  auto change = checkUpdateResources("x", R"({"cpu": {"quota": 50000}})");
+  ASSERT_FALSE(change.has_value());
+  EXPECT_TRUE(change.error().is(Errc::kUnsupported));
+  auto garbage = checkUpdateResources("x", "[1, 2]");
+  ASSERT_FALSE(garbage.has_value());
+  EXPECT_TRUE(garbage.error().is(Errc::kInvalidArgument));
+}
+
 TEST(Events, ForwardRequest_CarriesBareTypeUrlAndNamespace) {
   cpb::TaskExit exit;
   exit.set_container_id("t1");

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The Task service over real ttrpc sockets, up to the point where a VM would boot: Create
 // (bundle + rootfs directory -> EROFS disk), State, Wait, Kill of a created task, Delete,
-// Shutdown, UNIMPLEMENTED methods, and the events containerd receives through Forward.
+// Shutdown, the answers of Exec/Stats/Pause/Resume/ResizePty/Update/Checkpoint before the VM
+// runs, and the events containerd receives through Forward.
 // Booting and running a workload is covered by tests/e2e/shim with a real containerd.
 #include <unistd.h>
 
@@ -229,14 +230,106 @@ TEST_F(TaskServiceTest, UnknownTaskAndExecIds_AreNotFound) {
   EXPECT_EQ(ttrpc::statusCode(exec.error()), 5);
 }
 
-TEST_F(TaskServiceTest, NotYetImplementedMethods_AreUnimplemented) {
-  for (const char* method : {"Exec", "ResizePty", "Pause", "Resume", "Checkpoint", "Update",
-                             "Stats"}) {
-    auto r = client_->callSync(kTaskService, method, "", 10s);
-    ASSERT_FALSE(r.has_value()) << method;
-    EXPECT_EQ(ttrpc::statusCode(r.error()), 12) << method;
-    EXPECT_NE(r.error().message().find("not implemented"), std::string::npos);
-  }
+TEST_F(TaskServiceTest, Checkpoint_IsUnimplemented) {
+  ASSERT_TRUE(create().has_value());
+  cpb::CheckpointTaskRequest request;
+  request.set_id("t1");
+  auto r = call<cpb::Empty>("Checkpoint", request);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(ttrpc::statusCode(r.error()), 12);  // UNIMPLEMENTED
+  EXPECT_NE(r.error().message().find("Checkpoint is not supported"), std::string::npos);
+}
+
+TEST_F(TaskServiceTest, UpdateWithLimits_IsUnimplementedWithReason) {
+  ASSERT_TRUE(create().has_value());
+  cpb::UpdateTaskRequest request;
+  request.set_id("t1");
+  request.mutable_resources()->set_type_url(
+      "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources");
+  request.mutable_resources()->set_value(R"({"memory": {"limit": 67108864}})");
+  auto r = call<cpb::Empty>("Update", request);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(ttrpc::statusCode(r.error()), 12);
+  EXPECT_NE(r.error().message().find("not supported"), std::string::npos);
+}
+
+TEST_F(TaskServiceTest, UpdateWithMalformedResources_IsInvalidArgument) {
+  ASSERT_TRUE(create().has_value());
+  cpb::UpdateTaskRequest request;
+  request.set_id("t1");
+  request.mutable_resources()->set_value("{not json");
+  auto r = call<cpb::Empty>("Update", request);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(ttrpc::statusCode(r.error()), 3);  // INVALID_ARGUMENT
+}
+
+TEST_F(TaskServiceTest, UpdateWithoutResources_ChangesNothingAndSucceeds) {
+  ASSERT_TRUE(create().has_value());
+  cpb::UpdateTaskRequest request;
+  request.set_id("t1");
+  auto r = call<cpb::Empty>("Update", request);
+  EXPECT_TRUE(r.has_value()) << r.error().message();
+}
+
+TEST_F(TaskServiceTest, ExecIntoTaskNotStarted_IsFailedPrecondition_AndNotRecorded) {
+  ASSERT_TRUE(create().has_value());
+  cpb::ExecProcessRequest request;
+  request.set_id("t1");
+  request.set_exec_id("e1");
+  request.mutable_spec()->set_value(R"({"args": ["true"]})");
+  auto r = call<cpb::Empty>("Exec", request);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(ttrpc::statusCode(r.error()), 9);  // FAILED_PRECONDITION
+  cpb::StateRequest state_request;
+  state_request.set_id("t1");
+  state_request.set_exec_id("e1");
+  auto s = call<cpb::StateResponse>("State", state_request);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(ttrpc::statusCode(s.error()), 5);
+}
+
+TEST_F(TaskServiceTest, ExecWithoutExecId_IsInvalidArgument) {
+  ASSERT_TRUE(create().has_value());
+  cpb::ExecProcessRequest request;
+  request.set_id("t1");
+  auto r = call<cpb::Empty>("Exec", request);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(ttrpc::statusCode(r.error()), 3);
+}
+
+TEST_F(TaskServiceTest, StatsPauseResumeResize_OfTaskNotStarted_AreFailedPrecondition) {
+  ASSERT_TRUE(create().has_value());
+  cpb::StatsRequest stats;
+  stats.set_id("t1");
+  auto st = call<cpb::StatsResponse>("Stats", stats);
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(ttrpc::statusCode(st.error()), 9);
+  cpb::PauseRequest pause;
+  pause.set_id("t1");
+  auto p = call<cpb::Empty>("Pause", pause);
+  ASSERT_FALSE(p.has_value());
+  EXPECT_EQ(ttrpc::statusCode(p.error()), 9);
+  cpb::ResumeRequest resume;
+  resume.set_id("t1");
+  auto r = call<cpb::Empty>("Resume", resume);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(ttrpc::statusCode(r.error()), 9);
+  cpb::ResizePtyRequest resize;
+  resize.set_id("t1");
+  resize.set_width(80);
+  resize.set_height(24);
+  auto z = call<cpb::Empty>("ResizePty", resize);
+  ASSERT_FALSE(z.has_value());
+  EXPECT_EQ(ttrpc::statusCode(z.error()), 9);
+}
+
+TEST_F(TaskServiceTest, PidsOfTaskNotStarted_IsEmpty) {
+  ASSERT_TRUE(create().has_value());
+  cpb::PidsRequest request;
+  request.set_id("t1");
+  auto r = call<cpb::PidsResponse>("Pids", request);
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->processes_size(), 0);
 }
 
 TEST_F(TaskServiceTest, Connect_ReportsShimPid) {

@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "common/subprocess.h"
+#include "tests/support/private_containerd.h"
 
 namespace nv {
 namespace {
@@ -37,28 +38,8 @@ namespace fs = std::filesystem;
 constexpr const char* kRuntime = "io.containerd.nanovisor.v2";
 constexpr const char* kShim = "containerd-shim-nanovisor-v2";
 
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Pids of processes whose command line contains `needle`.
-std::vector<pid_t> processesMatching(const std::string& needle) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = readFile(entry.path() / "cmdline");
-    for (auto& c : cmdline) {
-      if (c == '\0') c = ' ';
-    }
-    if (cmdline.find(needle) != std::string::npos) out.push_back(std::stoi(name));
-  }
-  return out;
-}
+using test::processesMatching;
+using test::readFile;
 
 std::string sha256Hex(const std::string& data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -95,37 +76,9 @@ class Containerd : public ::testing::Environment {
       return skip("neither /dev/kvm nor qemu-system-x86_64: no way to run a VM here");
     }
 
-    char tmpl[] = "/tmp/nv-shim-e2e-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
-    socket_ = root_ + "/containerd.sock";
-    std::ofstream(root_ + "/config.toml")
-        << "version = 2\n"
-        << "root = \"" << root_ << "/root\"\n"
-        << "state = \"" << root_ << "/state\"\n"
-        << "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
-        << "[grpc]\n  address = \"" << socket_ << "\"\n"
-        << "[debug]\n  level = \"debug\"\n";
-    // containerd finds the shim on its PATH and hands its environment to it: the shim's
-    // sandboxes and rootfs disks go under the temp dir too.
-    const char* path = std::getenv("PATH");
-    auto spawned = Subprocess::spawn(
-        {.argv = {"/usr/bin/containerd", "--config", root_ + "/config.toml"},
-         .extra_env = {"PATH=" + bin_ + ":" + (path != nullptr ? path : "/usr/bin:/bin"),
-                       "NANOVISOR_STATE_DIR=" + root_ + "/nv-state",
-                       "NANOVISOR_IMAGE_ROOT=" + root_ + "/nv-images"},
-         .stdout_path = root_ + "/containerd.log",
-         .stderr_path = "=stdout",
-         .new_session = true,
-         .die_with_parent = true});
-    if (!spawned) return skip("starting containerd: " + spawned.error().message());
-    containerd_.emplace(std::move(*spawned));
-    bool up = false;
-    for (int i = 0; i < 100 && !up; ++i) {
-      auto v = ctr({"version"}, 10000);
-      up = v.exit_code == 0;
-      if (!up) std::this_thread::sleep_for(milliseconds(100));
-    }
-    if (!up) return fatal("containerd did not come up: " + readFile(root_ + "/containerd.log"));
+    auto started = test::PrivateContainerd::start({.bin_dir = bin_});
+    if (!started) return fatal(started.error().message());
+    containerd_ = std::move(*started);
     auto imported = ctr({"images", "import", tar}, 120000);
     if (imported.exit_code != 0) return fatal("ctr images import: " + imported.output);
     auto listed = ctr({"images", "ls", "-q"}, 10000);
@@ -135,35 +88,24 @@ class Containerd : public ::testing::Environment {
   }
 
   void TearDown() override {
-    if (!containerd_) {
-      if (!root_.empty()) fs::remove_all(root_);
-      return;
-    }
-    (void)containerd_->signal(SIGTERM);
-    auto stopped = containerd_->wait(milliseconds(20000));
-    EXPECT_TRUE(stopped.has_value()) << "containerd did not stop on SIGTERM";
-    containerd_.reset();  // SIGKILL if it is still there
+    if (!containerd_) return;
+    EXPECT_TRUE(containerd_->stop()) << "containerd did not stop on SIGTERM";
     // Nothing of ours may be left: shims, VMMs, mounts, sockets.
     EXPECT_TRUE(leftoverShims().empty()) << kShim << " processes left";
-    EXPECT_TRUE(processesMatching(root_ + "/nv-state").empty()) << "VMM processes left";
-    EXPECT_EQ(readFile("/proc/self/mountinfo").find(root_), std::string::npos) << "mounts left";
+    EXPECT_TRUE(processesMatching(root() + "/nv-state").empty()) << "VMM processes left";
+    EXPECT_EQ(readFile("/proc/self/mountinfo").find(root()), std::string::npos) << "mounts left";
     for (const auto& id : ids_) {
-      const std::string sock =
-          "/run/containerd/s/" + sha256Hex(socket_ + "/default/" + id);
+      const std::string sock = "/run/containerd/s/" + sha256Hex(socket() + "/default/" + id);
       EXPECT_FALSE(fs::exists(sock)) << "shim socket left: " << sock;
     }
-    fs::remove_all(root_);
+    containerd_.reset();  // removes its temp dir
   }
 
   // Shim processes serving our containerd (their -address is our socket).
-  std::vector<pid_t> leftoverShims() const { return processesMatching("-address " + socket_); }
+  std::vector<pid_t> leftoverShims() const { return containerd_->shims(); }
 
   RunResult ctr(std::vector<std::string> args, int timeout_ms) const {
-    std::vector<std::string> argv = {"/usr/bin/ctr", "--address", socket_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = runCommand(argv, milliseconds(timeout_ms));
-    if (!r) return {.exit_code = -1, .output = r.error().message()};
-    return *r;
+    return containerd_->ctr(args, timeout_ms);
   }
 
   // ctr run --rm with our runtime; remembers the id for the socket check.
@@ -176,22 +118,20 @@ class Containerd : public ::testing::Environment {
 
   void remember(const std::string& id) { ids_.push_back(id); }
   const std::string& image() const { return image_; }
-  std::string log() const { return readFile(root_ + "/containerd.log"); }
+  std::string log() const { return containerd_->log(); }
   const std::string& skipReason() const { return skip_; }
-  const std::string& root() const { return root_; }
-  const std::string& socket() const { return socket_; }
+  const std::string& root() const { return containerd_->root(); }
+  const std::string& socket() const { return containerd_->socket(); }
 
  private:
   void skip(std::string why) { skip_ = std::move(why); }
   void fatal(std::string why) { skip_ = "FAIL: " + why; }
 
   std::string bin_;
-  std::string root_;
-  std::string socket_;
   std::string image_;
   std::string skip_;
   std::vector<std::string> ids_;
-  std::optional<Subprocess> containerd_;
+  std::unique_ptr<test::PrivateContainerd> containerd_;
 };
 
 Containerd* g_containerd = static_cast<Containerd*>(

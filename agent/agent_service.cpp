@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "agent/secrets.h"
 #include "agent/spawn.h"
 #include "common/logging.h"
 
@@ -213,6 +214,7 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
     const pb::CreateContainerRequest& req) {
   NV_TRY(checkId(req.container_id(), "container id"));
   NV_ASSIGN_OR_RETURN(Spec spec, parseSpec(req.oci_spec_json()));
+  NV_TRY(validateSecrets(req.secrets()));
   NV_ASSIGN_OR_RETURN(const PodJoin join, podJoin(spec, req));
   auto container = std::make_shared<Container>();
   container->id = req.container_id();
@@ -257,6 +259,18 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
     return undo(rootfs.error());
   }
   container->rootfs = std::move(*rootfs);
+  if (req.secrets_size() > 0) {
+    auto owner = secretsOwner(container->rootfs.rootfs, spec.process.user);
+    if (!owner) {
+      return undo(owner.error().wrap("secrets"));
+    }
+    const std::string dir = container->state_dir + "/secrets";
+    if (auto written = writeSecrets(dir, req.secrets(), owner->first, owner->second); !written) {
+      return undo(written.error());
+    }
+    container->rootfs.mounts.push_back(dir);  // unmounted with the rootfs
+    container->rootfs.volumes.push_back({dir, kSecretsDestination, true});
+  }
   std::vector<std::string> dns;
   {
     std::lock_guard l(mutex_);

@@ -32,6 +32,7 @@ struct RunOptions {
   bool tty = false;
   std::vector<std::string> env;
   std::vector<std::string> volumes;       // HOSTDIR:CTRDIR:ro
+  std::vector<std::string> secrets;       // id=NAME,src=FILE
   std::string name;
   double cpus = 0;
   std::string memory;
@@ -72,6 +73,9 @@ struct ExecOptions {
 // "HOSTDIR:CTRDIR:ro" -> a read-only volume (HOSTDIR made absolute). Only read-only volumes
 // exist (the directory is copied into a read-only disk), so ":ro" is required.
 [[nodiscard]] Result<runtime::VolumeConfig> parseVolume(const std::string& text);
+
+// "id=NAME,src=FILE" -> the secret NAME holding FILE's bytes (read now, kept in memory only).
+[[nodiscard]] Result<runtime::SecretConfig> parseSecret(const std::string& text);
 
 // "KILL", "SIGKILL", "9" -> 9.
 [[nodiscard]] Result<int> parseSignal(const std::string& text);

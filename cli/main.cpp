@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-v,--volume", run.volumes,
                       "HOSTDIR:CTRDIR:ro: a read-only copy of HOSTDIR, taken at start")
       ->allow_extra_args(false);
+  run_cmd->add_option("--secret", run.secrets,
+                      "id=NAME,src=FILE: FILE's bytes at /run/secrets/NAME (guest tmpfs, 0400, "
+                      "owned by the container user; never written to the host state dir)")
+      ->allow_extra_args(false);
   run_cmd->add_option("--name", run.name, "sandbox name (default: a random id)");
   run_cmd->add_option("--cpus", run.cpus, "vCPUs of the VM (rounded up) and CPU quota")
       ->check(CLI::Range(0.01, 32.0));

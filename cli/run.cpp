@@ -10,6 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -239,6 +240,56 @@ Result<runtime::VolumeConfig> parseVolume(const std::string& text) {
   return runtime::VolumeConfig{.host_dir = host.lexically_normal(), .destination = ctr};
 }
 
+Result<runtime::SecretConfig> parseSecret(const std::string& text) {
+  const std::string usage = "--secret '" + text + "': expected id=NAME,src=FILE";
+  std::string name;
+  std::string src;
+  for (size_t start = 0; start <= text.size();) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string field = text.substr(start, comma - start);
+    const size_t eq = field.find('=');
+    if (eq == std::string::npos) return fail(Errc::kInvalidArgument, usage);
+    const std::string key = field.substr(0, eq);
+    const std::string value = field.substr(eq + 1);
+    if (key == "id") {
+      name = value;
+    } else if (key == "src" || key == "source") {
+      src = value;
+    } else {
+      return fail(Errc::kInvalidArgument,
+                  "--secret '" + text + "': unknown key '" + key + "' (expected id=NAME,src=FILE)");
+    }
+    start = comma + 1;
+  }
+  if (name.empty() || src.empty()) return fail(Errc::kInvalidArgument, usage);
+  bool valid = name.size() <= 255 && name != "." && name != "..";
+  for (char c : name) {
+    valid = valid && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
+  }
+  if (!valid) {
+    return fail(Errc::kInvalidArgument,
+                "--secret id '" + name + "' must be a file name of [A-Za-z0-9._-]");
+  }
+  UniqueFd fd(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return failErrno("--secret " + name + ": cannot read " + src);
+  runtime::SecretConfig secret{.name = name, .data = {}};
+  constexpr size_t kMaxSecretBytes = 1 << 20;  // the agent's limit (agent/secrets.h)
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = retryOnEintr([&] { return ::read(fd.get(), buffer, sizeof buffer); });
+    if (n < 0) return failErrno("--secret " + name + ": cannot read " + src);
+    if (n == 0) break;
+    secret.data.append(buffer, static_cast<size_t>(n));
+    if (secret.data.size() > kMaxSecretBytes) {
+      return fail(Errc::kTooLarge, "--secret " + name + ": " + src + " is over 1 MiB");
+    }
+  }
+  std::fill(std::begin(buffer), std::end(buffer), '\0');
+  return secret;
+}
+
 Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
   NV_ASSIGN_OR_RETURN(auto config, loadConfig(global));
 
@@ -280,6 +331,15 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
     sandbox.volumes.push_back(std::move(volume));
   }
   sandbox.pack_volume = images::buildErofs;
+  for (const auto& text : options.secrets) {
+    NV_ASSIGN_OR_RETURN(auto secret, parseSecret(text));
+    for (const auto& other : sandbox.secrets) {
+      if (other.name == secret.name) {
+        return fail(Errc::kInvalidArgument, "--secret id=" + secret.name + " is given twice");
+      }
+    }
+    sandbox.secrets.push_back(std::move(secret));
+  }
 
   runtime::ImageProcessDefaults defaults{.env = image->config.env,
                                          .entrypoint = image->config.entrypoint,

@@ -29,6 +29,11 @@ struct SpawnOptions {
 class Subprocess {
  public:
   [[nodiscard]] static Result<Subprocess> spawn(const SpawnOptions& options);
+  // Takes ownership of a child started some other way (e.g. clone3 into namespaces, see
+  // runtime/jail.h): `pid` must be our child and `pidfd` its pidfd.
+  [[nodiscard]] static Subprocess adopt(pid_t pid, UniqueFd pidfd) {
+    return Subprocess(pid, std::move(pidfd));
+  }
 
   Subprocess(Subprocess&& other) noexcept
       : pid_(std::exchange(other.pid_, -1)),

@@ -37,7 +37,7 @@ Result<void> RuntimeConfig::applyToml(std::string_view text, const std::string& 
   static const char* const kKnown[] = {"hypervisor", "kernel", "initramfs", "cpus", "memory_mib",
                                        "log_level", "state_dir", "image_root", "policy",
                                        "libvirt_uri", "qemu_binary", "vmm_binary",
-                                       "agent_timeout_ms"};
+                                       "agent_timeout_ms", "jail", "cgroups"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (const char* k : kKnown) known = known || key.str() == k;
@@ -76,6 +76,16 @@ Result<void> RuntimeConfig::applyToml(std::string_view text, const std::string& 
   NV_TRY(str("qemu_binary", qemu_binary));
   NV_TRY(str("vmm_binary", vmm_binary));
   NV_TRY(num("agent_timeout_ms", agent_timeout_ms));
+  auto boolean = [&](const char* key, bool& field) -> Result<void> {
+    if (const toml::node* n = t.get(key)) {
+      auto v = n->value<bool>();
+      if (!v) return fail(Errc::kInvalidArgument, origin + ": '" + key + "' must be true or false");
+      field = *v;
+    }
+    return {};
+  };
+  NV_TRY(boolean("jail", jail));
+  NV_TRY(boolean("cgroups", cgroups));
   return validate();
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/subprocess.h"
 #include "common/unique_fd.h"
+#include "runtime/cgroup.h"
 #include "runtime/libvirt_driver.h"
 
 namespace nv::runtime {
@@ -120,10 +121,18 @@ std::vector<CheckItem> hostChecks(const RuntimeConfig& config) {
   items.push_back({"guest initramfs (agent)", initramfs_ok, true, config.initramfs.string(),
                    "make initramfs (or set initramfs in /etc/nanovisor/config.toml)"});
 
-  bool cgroup2 = std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers");
-  items.push_back({"cgroup v2 on /sys/fs/cgroup", cgroup2, false,
-                   cgroup2 ? "yes" : "cgroup v1 or none",
-                   "boot with systemd.unified_cgroup_hierarchy=1"});
+  const CgroupVersion version = detectCgroupVersion();
+  items.push_back({"VMM host cgroup (memory, pids, cpu; docs/security.md)",
+                   !config.cgroups || version != CgroupVersion::kNone, false,
+                   !config.cgroups                     ? "off (cgroups = false)"
+                   : version == CgroupVersion::kV2     ? "cgroup v2"
+                   : version == CgroupVersion::kV1     ? "cgroup v1 (per-controller hierarchies)"
+                                                       : "no usable hierarchy: QEMU runs unlimited",
+                   "mount cgroup v2 on /sys/fs/cgroup, or v1 with memory, pids and cpu"});
+  items.push_back({"VMM jail (namespaces, pivot_root, own uid; docs/security.md)",
+                   !config.jail || ::geteuid() == 0, false,
+                   !config.jail ? "off (jail = false)" : ::geteuid() == 0 ? "on" : "needs root",
+                   "run nanovisor as root, or set jail = false in the config"});
   auto erofs = runCommand({"mkfs.erofs", "--help"}, milliseconds(5000));
   bool erofs_ok = erofs.has_value();
   items.push_back({"mkfs.erofs (rootfs images)", erofs_ok, true,

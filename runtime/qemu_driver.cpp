@@ -2,13 +2,18 @@
 #include "runtime/qemu_driver.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <optional>
 
 #include "common/logging.h"
 #include "common/subprocess.h"
+#include "runtime/cgroup.h"
+#include "runtime/jail.h"
 #include "runtime/qmp_client.h"
 
 namespace nv::runtime {
@@ -33,18 +38,78 @@ std::string tailOf(const std::filesystem::path& path, size_t lines) {
   return out;
 }
 
+// What a QEMU process leaves on the host while it runs: <dir>/vm (its sockets and console
+// log, owned by the jail's uid) and <dir>/jail (the jail's mount point, empty on the host).
+// Removing it keeps the console log for `inspect`/debugging until the sandbox is removed.
+struct QemuFiles {
+  std::filesystem::path vm_dir;
+  std::filesystem::path jail_dir;  // empty when not jailed
+
+  QemuFiles() = default;
+  QemuFiles(std::filesystem::path vm, std::filesystem::path jail)
+      : vm_dir(std::move(vm)), jail_dir(std::move(jail)) {}
+  QemuFiles(QemuFiles&& other) noexcept
+      : vm_dir(std::exchange(other.vm_dir, {})), jail_dir(std::exchange(other.jail_dir, {})) {}
+  QemuFiles& operator=(QemuFiles&&) = delete;
+  QemuFiles(const QemuFiles&) = delete;
+  ~QemuFiles() {
+    std::error_code ignored;
+    if (!vm_dir.empty()) {
+      for (const char* socket : {"agent.sock", "qmp.sock"}) {
+        std::filesystem::remove(vm_dir / socket, ignored);
+      }
+    }
+    if (!jail_dir.empty()) std::filesystem::remove(jail_dir, ignored);
+  }
+};
+
+// argv[0] as an absolute path: PATH searched when it has no '/'.
+Result<std::filesystem::path> resolveBinary(const std::string& binary) {
+  auto missing = [&] {
+    return fail(Errc::kNotFound, binary + " not found; run 'make deps' (qemu-system-x86)");
+  };
+  if (binary.find('/') != std::string::npos) {
+    std::error_code ec;
+    auto path = std::filesystem::absolute(binary, ec);
+    if (ec || ::access(path.c_str(), X_OK) != 0) return missing();
+    return path;
+  }
+  const char* env = std::getenv("PATH");
+  std::string path_list = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
+  for (size_t start = 0; start <= path_list.size();) {
+    size_t colon = path_list.find(':', start);
+    if (colon == std::string::npos) colon = path_list.size();
+    const std::filesystem::path candidate =
+        std::filesystem::path(path_list.substr(start, colon - start)) / binary;
+    if (candidate.is_absolute() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = colon + 1;
+  }
+  return missing();
+}
+
 class QemuVm final : public Vm {
  public:
-  QemuVm(VmSpec spec, Subprocess process, QmpClient qmp)
-      : spec_(std::move(spec)), process_(std::move(process)), qmp_(std::move(qmp)) {}
+  QemuVm(VmSpec spec, QemuFiles files, SandboxCgroup cgroup, Subprocess process, QmpClient qmp,
+         bool jailed)
+      : spec_(std::move(spec)),
+        files_(std::move(files)),
+        cgroup_(std::move(cgroup)),
+        process_(std::move(process)),
+        qmp_(std::move(qmp)),
+        jailed_(jailed) {}
   ~QemuVm() override { kill(); }
 
-  std::filesystem::path agentSocket() const override { return spec_.dir / "agent.sock"; }
+  std::filesystem::path agentSocket() const override { return files_.vm_dir / "agent.sock"; }
   pid_t vmmPid() const override { return process_.pid(); }
 
   Result<void> addDisk(const DiskSpec& disk) override {
     if (!spec_.pci) {
       return fail(Errc::kUnsupported, "qemu microvm cannot hot-add disks; start the VM with pci");
+    }
+    if (jailed_) {
+      return fail(Errc::kUnsupported,
+                  "disks cannot be hot-added to a jailed QEMU yet; set jail = false in the "
+                  "config for pods");
     }
     if (!qmp_) return fail(Errc::kUnavailable, "QMP connection lost");
     nlohmann::json blockdev = {
@@ -107,9 +172,12 @@ class QemuVm final : public Vm {
   }
 
   VmSpec spec_;
+  QemuFiles files_;       // removed after the process below is reaped (members die in reverse)
+  SandboxCgroup cgroup_;  // likewise
   Subprocess process_;
   std::optional<QmpClient> qmp_;
   std::mutex qmp_mutex_;  // QmpClient is not thread-safe: pause/resume vs the exit path
+  bool jailed_ = false;
   std::string exit_description_;
 };
 
@@ -132,7 +200,8 @@ std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options
       options.binary,
       "-name", "nanovisor-" + spec.id,
       "-M", spec.pci ? "pc" : "microvm,x-option-roms=off,rtc=off,acpi=off",
-      "-accel", kvm ? "kvm" : "tcg",
+      // TCG's translation cache is bounded (the sandbox cgroup counts it, runtime/cgroup.h).
+      "-accel", kvm ? "kvm" : "tcg,tb-size=" + std::to_string(kTcgCacheMiB),
       "-cpu", kvm ? "host" : "max",
       "-smp", std::to_string(spec.cpus),
       "-m", std::to_string(spec.memory_mib) + "M",
@@ -165,31 +234,101 @@ std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options
 
 Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
-  for (const char* name : {"agent.sock", "qmp.sock", "console.log", "qemu.log"}) {
+  NV_ASSIGN_OR_RETURN(const std::filesystem::path binary, resolveBinary(options_.binary));
+  const auto vm_dir = spec.dir / "vm";
+  const auto jail_dir = spec.dir / "jail";
+  {
     std::error_code ignored;
-    std::filesystem::remove(spec.dir / name, ignored);
+    std::filesystem::remove_all(vm_dir, ignored);
+    std::filesystem::remove(jail_dir, ignored);
+    std::filesystem::remove(spec.dir / "qemu.log", ignored);
   }
+  if (::mkdir(vm_dir.c_str(), 0700) != 0) return failErrno("mkdir " + vm_dir.string());
+  QemuFiles files(vm_dir, options_.jail ? jail_dir : std::filesystem::path());
+
   SpawnOptions spawn;
-  spawn.argv = qemuArgs(spec, options_);
   spawn.stdout_path = (spec.dir / "qemu.log").string();
   spawn.stderr_path = "=stdout";
   spawn.new_session = true;
   spawn.die_with_parent = true;
-  log::get("qemu")->debug("starting {}", fmt::join(spawn.argv, " "));
-  auto process = Subprocess::spawn(spawn);
+  // The VM as QEMU sees it: host paths, or the jail's.
+  VmSpec seen = spec;
+  QemuOptions options = options_;
+  options.binary = binary.string();
+  seen.dir = vm_dir;
+  std::optional<JailSpec> jail;
+  if (options_.jail) {
+    jail.emplace();
+    jail->root = jail_dir;
+    if (::mkdir(jail_dir.c_str(), 0700) != 0) return failErrno("mkdir " + jail_dir.string());
+    jail->uid = allocateJailId(spec.id);
+    jail->gid = jail->uid;
+    jail->kvm = options_.accel == Accel::kKvm;
+    addSystemFiles(*jail);
+    // QEMU writes only here: its sockets and the console log.
+    if (::chown(vm_dir.c_str(), jail->uid, jail->gid) != 0) {
+      return failErrno("chown " + vm_dir.string());
+    }
+    jail->mounts.push_back({.source = vm_dir, .target = "/vm", .writable = true});
+    jail->mounts.push_back({.source = spec.kernel, .target = "/boot/vmlinux"});
+    jail->mounts.push_back({.source = spec.initramfs, .target = "/boot/initramfs"});
+    seen.dir = "/vm";
+    seen.kernel = "/boot/vmlinux";
+    seen.initramfs = "/boot/initramfs";
+    for (auto& disk : seen.disks) {
+      // Per-sandbox disks (volumes) belong to the sandbox's uid; shared ones (the image's
+      // rootfs) must be world-readable (checked by the jail).
+      const auto [inside, rest] = std::mismatch(spec.dir.begin(), spec.dir.end(),
+                                                disk.path.begin(), disk.path.end());
+      if (inside == spec.dir.end() && ::chown(disk.path.c_str(), jail->uid, jail->gid) != 0) {
+        return failErrno("chown " + disk.path.string());
+      }
+      const std::string target = "/disks/" + disk.serial;
+      jail->mounts.push_back({.source = disk.path, .target = target, .writable = !disk.read_only});
+      disk.path = target;
+    }
+    if (binary.string().rfind("/usr/", 0) != 0) {
+      jail->mounts.push_back({.source = binary, .target = "/vmm/qemu", .exec = true});
+      options.binary = "/vmm/qemu";
+    }
+  }
+  SandboxCgroup cgroup;
+  if (options_.cgroup) {
+    // Unique per sandbox dir: two state roots may use the same sandbox id.
+    char hash[9];
+    std::snprintf(hash, sizeof hash, "%08x",
+                  static_cast<unsigned>(std::hash<std::string>{}(spec.dir.string()) & 0xffffffffu));
+    auto made = SandboxCgroup::create("nanovisor-" + spec.id + "-" + hash,
+                                      vmmLimits(spec.cpus, spec.memory_mib,
+                                                options_.accel == Accel::kTcg));
+    if (made) {
+      cgroup = std::move(*made);
+    } else if (made.error().is(Errc::kUnsupported)) {
+      log::get("qemu")->warn("{}; QEMU runs without host cgroup limits", made.error().message());
+    } else {
+      return tl::unexpected(made.error());
+    }
+  }
+  if (jail) jail->cgroup_procs = cgroup.procsFiles();
+  spawn.argv = qemuArgs(seen, options);
+  log::get("qemu")->debug("starting {}{}", jail ? "jailed (uid " + std::to_string(jail->uid) + "): " : "",
+                          fmt::join(spawn.argv, " "));
+  auto process = jail ? spawnJailed(*jail, spawn) : Subprocess::spawn(spawn);
   if (!process) {
-    if (process.error().isErrno(ENOENT)) {
+    if (process.error().isErrno(ENOENT) && !jail) {
       return fail(Errc::kNotFound, options_.binary + " not found; run 'make deps' (qemu-system-x86)");
     }
     return tl::unexpected(process.error());
   }
-  auto qmp = QmpClient::connect(spec.dir / "qmp.sock", kStartTimeout);
+  if (!jail) NV_TRY(cgroup.join(process->pid()));  // the jailed QEMU joined before it started
+  auto qmp = QmpClient::connect(vm_dir / "qmp.sock", kStartTimeout);
   if (!qmp) {
     std::string why = tailOf(spec.dir / "qemu.log", 2);
     return fail(Errc::kUnavailable,
                 "qemu did not start: " + (why.empty() ? qmp.error().message() : why));
   }
-  return std::make_unique<QemuVm>(spec, std::move(*process), std::move(*qmp));
+  return std::make_unique<QemuVm>(spec, std::move(files), std::move(cgroup), std::move(*process),
+                                  std::move(*qmp), jail.has_value());
 }
 
 }  // namespace nv::runtime

@@ -17,6 +17,12 @@ struct QemuOptions {
   Accel accel = Accel::kTcg;
   // QEMU's own seccomp sandbox (-sandbox on,...), when this QEMU build supports it.
   bool sandbox = true;
+  // Run QEMU in the VMM jail (runtime/jail.h): own namespaces, pivot_root, unprivileged
+  // uid/gid, no capabilities. Needs root. Disks cannot be hot-added to a jailed QEMU yet.
+  bool jail = true;
+  // Put QEMU (all threads) in a per-sandbox host cgroup with memory, pids and cpu limits
+  // (runtime/cgroup.h). Hosts without a usable hierarchy get a warning and no cgroup.
+  bool cgroup = true;
 };
 
 // The full QEMU command line for a VM (pure; unit-tested).

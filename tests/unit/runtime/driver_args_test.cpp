@@ -31,7 +31,7 @@ std::string argAfter(const std::vector<std::string>& args, const std::string& fl
 
 TEST(QemuArgs, Microvm_TcgDirectBootWithAgentChannel) {
   auto args = qemuArgs(sampleSpec(), QemuOptions{});
-  EXPECT_EQ(argAfter(args, "-accel"), "tcg");
+  EXPECT_EQ(argAfter(args, "-accel"), "tcg,tb-size=128");
   EXPECT_EQ(argAfter(args, "-M"), "microvm,x-option-roms=off,rtc=off,acpi=off");
   EXPECT_EQ(argAfter(args, "-smp"), "2");
   EXPECT_EQ(argAfter(args, "-m"), "512M");

@@ -3,11 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <thread>
 
 #include "common/logging.h"
+#include "runtime/builtin_driver.h"
 #include "runtime/host_probe.h"
 #include "runtime/libvirt_driver.h"
 #include "runtime/qemu_driver.h"
@@ -29,15 +31,15 @@ Result<std::unique_ptr<Driver>> makeDriver(const std::string& name, const Runtim
                                            bool kvm_unmodified_guests) {
   const Accel accel = kvm_unmodified_guests ? Accel::kKvm : Accel::kTcg;
   if (name == "qemu") {
-    return std::make_unique<QemuDriver>(QemuOptions{.binary = config.qemu_binary, .accel = accel});
+    return std::make_unique<QemuDriver>(
+        QemuOptions{.binary = config.qemu_binary, .accel = accel, .jail = config.jail,
+                    .cgroup = config.cgroups});
   }
   if (name == "libvirt") {
     return std::make_unique<LibvirtDriver>(LibvirtOptions{.uri = config.libvirt_uri, .accel = accel});
   }
   if (name == "builtin") {
-    return fail(Errc::kUnsupported,
-                "the builtin driver (nanovisor-vmm) is not available in this build yet; "
-                "use --hypervisor qemu");
+    return std::make_unique<BuiltinDriver>(BuiltinOptions{.binary = config.vmm_binary});
   }
   return fail(Errc::kInvalidArgument, "unknown hypervisor driver '" + name + "'");
 }
@@ -100,8 +102,10 @@ Result<void> Sandbox::boot() {
   auto agent = AgentClient::connect(vm_->agentSocket(), milliseconds(runtime_.agent_timeout_ms));
   if (!agent) {
     std::string why = vm_->wait(milliseconds(0)) ? vm_->exitReason() : agent.error().message();
+    // qemu keeps its console log beside its sockets (<dir>/vm), libvirt in <dir>.
+    const auto console = vm_->agentSocket().parent_path() / "console.log";
     return fail(Errc::kUnavailable, "the guest agent did not answer: " + why +
-                                        " (console log: " + (dir / "console.log").string() + ")");
+                                        " (console log: " + console.string() + ")");
   }
   agent_ = std::move(*agent);
   NV_ASSIGN_OR_RETURN(proxy_, AgentProxy::start(dir / "api.sock", agent_));
@@ -119,7 +123,7 @@ Result<void> Sandbox::boot() {
     spec_file << config_.oci_spec.dump(2) << "\n";
   }
   nanovisor::agent::v1::CreateContainerRequest create;
-  create.set_container_id(config_.id);
+  create.set_container_id(containerId());
   create.set_oci_spec_json(config_.oci_spec.dump());
   auto* layer = create.mutable_rootfs()->add_layers();
   layer->set_serial(kRootfsSerial);
@@ -136,10 +140,23 @@ Result<void> Sandbox::boot() {
     volume->set_destination(config_.volumes[i].destination);
     volume->set_readonly(true);
   }
-  NV_TRY(agent_->call<nanovisor::agent::v1::CreateContainerResponse>("CreateContainer", create));
+  for (const auto& secret : config_.secrets) {
+    auto* added = create.add_secrets();
+    added->set_name(secret.name);
+    added->set_data(secret.data);
+  }
+  auto created =
+      agent_->call<nanovisor::agent::v1::CreateContainerResponse>("CreateContainer", create);
+  // The request held the secrets' bytes: overwrite them before they are freed.
+  for (auto& secret : *create.mutable_secrets()) {
+    std::fill(secret.mutable_data()->begin(), secret.mutable_data()->end(), '\0');
+  }
+  for (auto& secret : config_.secrets) std::fill(secret.data.begin(), secret.data.end(), '\0');
+  config_.secrets.clear();
+  NV_TRY(created);
 
   nanovisor::agent::v1::StartContainerRequest start;
-  start.set_container_id(config_.id);
+  start.set_container_id(containerId());
   NV_TRY(agent_->call<nanovisor::agent::v1::StartContainerResponse>("StartContainer", start));
   state_.status = "running";
   NV_TRY(store_.save(state_));
@@ -148,7 +165,7 @@ Result<void> Sandbox::boot() {
 
 Result<int> Sandbox::waitInit() {
   nanovisor::agent::v1::WaitProcessRequest wait;
-  wait.set_container_id(config_.id);
+  wait.set_container_id(containerId());
   auto done = agent_->call<nanovisor::agent::v1::WaitProcessResponse>(
       "WaitProcess", wait, std::chrono::hours(24 * 365));
   if (!done) {

@@ -31,13 +31,22 @@ struct VolumeConfig {
   std::string destination;                // absolute path inside the container
 };
 
+// A secret handed to the container at /run/secrets/<name> (guest tmpfs, mode 0400, owned by
+// the container's user). Held in memory only: never written to the state dir, logged, or
+// shown by inspect.
+struct SecretConfig {
+  std::string name;                       // a file name: [A-Za-z0-9._-], 1-255, not . or ..
+  std::string data;
+};
+
 // Packs directory `tree` into a read-only filesystem image `out` (the CLI passes
 // images::buildErofs; the runtime does not depend on the image store).
 using VolumePacker =
     std::function<Result<void>(const std::string& tree, const std::string& out)>;
 
 struct SandboxConfig {
-  std::string id;
+  std::string id;                         // names the state dir and the VM
+  std::string container_id;               // the container's id in the agent; empty: id
   std::string image;                      // for ps/inspect
   std::vector<std::string> command;       // for ps/inspect
   std::filesystem::path rootfs_image;     // read-only EROFS image of the container's rootfs
@@ -49,6 +58,7 @@ struct SandboxConfig {
   bool auto_remove = false;
   uint64_t writable_tmpfs_bytes = 0;      // 0: agent default
   std::vector<VolumeConfig> volumes;      // read-only; needs pack_volume
+  std::vector<SecretConfig> secrets;
   VolumePacker pack_volume;
 };
 
@@ -68,6 +78,9 @@ class Sandbox {
   Sandbox& operator=(const Sandbox&) = delete;
 
   [[nodiscard]] const std::string& id() const { return config_.id; }
+  [[nodiscard]] const std::string& containerId() const {
+    return config_.container_id.empty() ? config_.id : config_.container_id;
+  }
   [[nodiscard]] AgentClient& agent() { return *agent_; }
   [[nodiscard]] Vm& vm() { return *vm_; }
 

@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "vmm/api/api_server.h"
+#include "vmm/probe/probe.h"
 #include "vmm/vmm.h"
 
 namespace {
@@ -35,24 +37,46 @@ int main(int argc, char** argv) {
   auto start = std::chrono::steady_clock::now();
   CLI::App app{"nanovisor-vmm: the nanovisor KVM micro-VM monitor"};
   app.set_version_flag("--version", "nanovisor-vmm 0.1.0");
+  app.footer(
+      "Exit status: the guest's debug-exit byte (port 0xF4) if it wrote one; 0 after a guest "
+      "reset, SIGTERM/SIGINT or an API Shutdown/Kill; 1 for VMM/KVM errors; 2 for bad "
+      "arguments. See docs/vmm.md.");
   nv::vmm::VmConfig config;
   std::vector<std::string> disks;
   std::string initramfs, vsock, api_sock, log_level;
-  app.add_option("--kernel", config.kernel, "ELF64 kernel (vmlinux) or test guest")->required();
+  app.add_option("--kernel", config.kernel, "ELF64 kernel (vmlinux) or test guest (required)");
   app.add_option("--initramfs", initramfs, "initramfs image");
   app.add_option("--cmdline", config.cmdline, "kernel command line")->capture_default_str();
   app.add_option("--cpus", config.cpus, "number of vCPUs")->capture_default_str();
   app.add_option("--memory", config.memory_mib, "guest memory in MiB")->capture_default_str();
-  app.add_option("--disk", disks, "virtio-blk disk: PATH[,ro] (repeatable)");
+  app.add_option("--disk", disks, "virtio-blk disk: PATH[,ro|rw][,id=SERIAL] (repeatable)");
   app.add_option("--vsock-uds", vsock, "hybrid vsock Unix socket (guest cid 3)");
+  app.add_flag("--rng", config.rng, "virtio-rng device fed by the host's getrandom()");
   app.add_option("--console", config.console, "serial output: FILE, or - for stdout")
       ->capture_default_str();
-  app.add_option("--api-sock", api_sock, "control socket path");
+  app.add_option("--api-sock", api_sock,
+                 "control socket: ttrpc service nanovisor.vmm.v1.Vmm (proto/vmm_api.proto): "
+                 "Describe, Pause, Resume, Shutdown, Kill, ReplaceDiskMedia, Stats");
   app.add_flag("--pvh", config.prefer_pvh, "boot through the PVH entry when the kernel has one");
   app.add_flag("--test-start-all-vcpus", config.start_all_vcpus,
                "test guests: start every vCPU at the entry point (no SIPI)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
+  auto* probe = app.add_subcommand(
+      "probe",
+      "say whether this host's KVM runs unmodified guests (a tiny guest takes #UD and #BP "
+      "through its IDT and returns with iretq); prints one line, exits 0 = yes, 1 = no");
+  app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
+  if (probe->parsed()) {
+    if (auto ok = nv::log::init("nanovisor-vmm", log_level.empty() ? "error" : log_level); !ok) {
+      std::fprintf(stderr, "nanovisor-vmm: %s\n", ok.error().message().c_str());
+      return 2;
+    }
+    auto result = nv::vmm::probe::runProbe(std::chrono::milliseconds(5000));
+    std::printf("%s\n", result.detail.c_str());
+    std::fflush(stdout);
+    std::_Exit(result.unmodified_guests ? 0 : 1);
+  }
 
   if (auto ok = nv::log::init("nanovisor-vmm", log_level); !ok) {
     std::fprintf(stderr, "nanovisor-vmm: %s\n", ok.error().message().c_str());
@@ -73,8 +97,7 @@ int main(int argc, char** argv) {
     config.vsock_uds = vsock;
   }
   if (!api_sock.empty()) {
-    std::fprintf(stderr, "nanovisor-vmm: --api-sock: the control API is not implemented yet\n");
-    return 2;
+    config.api_sock = api_sock;
   }
   auto vmm = nv::vmm::Vmm::create(config, start);
   if (!vmm) {
@@ -82,6 +105,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_vmm = vmm->get();
+  std::unique_ptr<nv::vmm::api::ApiServer> api;
+  if (config.api_sock) {
+    auto server = nv::vmm::api::ApiServer::start(**vmm, *config.api_sock);
+    if (!server) {
+      std::fprintf(stderr, "nanovisor-vmm: %s\n", server.error().message().c_str());
+      return 1;
+    }
+    api = std::move(*server);
+  }
   // SIGTERM/SIGINT: stop the VM from the host. A watcher thread waits for them.
   sigset_t set;
   sigemptyset(&set);
@@ -95,6 +127,7 @@ int main(int argc, char** argv) {
     }
   }).detach();
   nv::vmm::VmExit exit = (*vmm)->run();
+  api.reset();  // closes the control connections and removes the socket
   auto logger = nv::log::get("vmm");
   if (exitCode(exit) == 1) {
     logger->error("VM stopped: {}", exit.message);

@@ -3,12 +3,15 @@
 #include "vmm/vmm.h"
 
 #include <fcntl.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include "common/logging.h"
 #include "common/syscall.h"
+#include "vmm/api/api_validate.h"
 #include "vmm/arch/x86_64/boot_params.h"
 #include "vmm/arch/x86_64/cpuid.h"
 #include "vmm/arch/x86_64/layout.h"
@@ -16,13 +19,13 @@
 #include "vmm/arch/x86_64/regs.h"
 #include "vmm/devices/virtio/block/block.h"
 #include "vmm/devices/virtio/device_loop.h"
+#include "vmm/devices/virtio/rng/rng.h"
 #include "vmm/devices/virtio/vsock/vsock.h"
 #include "vmm/loader/elf_loader.h"
 
 namespace nv::vmm {
 namespace {
 
-constexpr uint64_t kGuestCid = 3;
 constexpr uint64_t kMaxKernelBytes = 512ULL << 20;
 constexpr uint64_t kMaxInitramfsBytes = 1ULL << 30;
 
@@ -61,6 +64,8 @@ Result<std::unique_ptr<Vmm>> Vmm::create(const VmConfig& config,
                                          std::chrono::steady_clock::time_point start) {
   NV_TRY(config.validate());
   std::unique_ptr<Vmm> vmm(new Vmm());
+  vmm->config_ = config;
+  vmm->start_ = start;
   NV_TRY(vmm->build(config, start));
   return vmm;
 }
@@ -130,9 +135,14 @@ Result<void> Vmm::build(const VmConfig& config, std::chrono::steady_clock::time_
                                                                   kGuestCid, *config.vsock_uds));
     NV_TRY(addVirtioDevice(vsock, cmdline));
   }
+  if (config.rng) {
+    rng_ = std::make_shared<virtio::rng::Rng>();
+    NV_TRY(addVirtioDevice(rng_, cmdline));
+  }
 
   // 5. Kernel, boot structures and vCPU registers.
   NV_TRY(loadKernel(config, cmdline));
+  guest_cmdline_ = cmdline;
   NV_ASSIGN_OR_RETURN(auto supported, kvm_->supportedCpuid());
   x86_64::BootMode mode = pvh_ ? x86_64::BootMode::kPvh : x86_64::BootMode::kLinux64;
   exit_handler_ = std::make_unique<ExitHandler>(
@@ -160,10 +170,11 @@ Result<void> Vmm::build(const VmConfig& config, std::chrono::steady_clock::time_
 Result<void> Vmm::addDisks(const VmConfig& config, std::string& cmdline) {
   for (size_t i = 0; i < config.disks.size(); ++i) {
     const DiskConfig& disk = config.disks[i];
-    NV_ASSIGN_OR_RETURN(auto block, virtio::block::Block::open(disk.path, disk.read_only,
-                                                               fmt::format("nanovisor-vd{}",
-                                                                           char('a' + i))));
+    std::string id = disk.id.empty() ? fmt::format("nanovisor-vd{}", char('a' + i)) : disk.id;
+    NV_ASSIGN_OR_RETURN(auto block,
+                        virtio::block::Block::open(disk.path, disk.read_only, std::move(id)));
     NV_TRY(addVirtioDevice(block, cmdline));
+    disks_.push_back(Disk{block, transports_.back()});
   }
   return {};
 }
@@ -269,7 +280,110 @@ void Vmm::resume() {
   }
 }
 
+Result<void> Vmm::resumeChecked() {
+  std::lock_guard lock(state_mutex_);
+  resume();
+  paused_ = false;
+  return {};
+}
+
+Result<void> Vmm::pauseAndWait(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(state_mutex_);
+  if (stopping_.load()) {
+    return fail(Errc::kUnavailable, "the VM is stopping; it cannot be paused");
+  }
+  pause();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto& vcpu : vcpus_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (!vcpu->waitParked(std::max(left, std::chrono::milliseconds(0)))) {
+      return fail(Errc::kTimeout, fmt::format("vCPU {} did not park within {} ms",
+                                              vcpu->vcpu().id(), timeout.count()));
+    }
+  }
+  paused_ = true;
+  return {};
+}
+
 void Vmm::sendCtrlAltDel() { i8042_->sendCtrlAltDel(); }
+
+void Vmm::requestShutdown() {
+  std::lock_guard lock(state_mutex_);
+  stopping_.store(true);
+  if (paused_) {
+    resume();
+    paused_ = false;
+  }
+  sendCtrlAltDel();
+}
+
+VmState Vmm::state() {
+  {
+    std::lock_guard lock(mutex_);
+    if (exit_) {
+      return VmState::kStopping;
+    }
+  }
+  if (stopping_.load()) {
+    return VmState::kStopping;
+  }
+  std::lock_guard lock(state_mutex_);
+  return paused_ ? VmState::kPaused : VmState::kRunning;
+}
+
+Result<uint64_t> Vmm::replaceDiskMedia(uint32_t index, const std::string& path,
+                                       bool read_only) {
+  std::lock_guard lock(state_mutex_);
+  NV_TRY(api::validateDiskIndex(index, disks_.size()));
+  Disk& disk = disks_[index];
+  NV_TRY(api::validateMediaPath(path, disk.block->readOnly(), read_only));
+  auto capacity = disk.block->replaceMedia(path, read_only);
+  if (!capacity) {
+    return tl::unexpected(capacity.error().wrap(fmt::format("disk {}", index)));
+  }
+  disk.transport->configChanged();
+  log::get("vmm")->info("disk {} media replaced by {} ({} sectors)", index, path, *capacity);
+  return *capacity;
+}
+
+std::vector<DiskDescription> Vmm::disks() {
+  std::vector<DiskDescription> out;
+  for (size_t i = 0; i < disks_.size(); ++i) {
+    auto& block = *disks_[i].block;
+    out.push_back({static_cast<uint32_t>(i), block.path(), block.readOnly(),
+                   block.capacitySectors(), block.id()});
+  }
+  return out;
+}
+
+VmCounters Vmm::counters() {
+  VmCounters c;
+  c.state = state();
+  c.uptime = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start_);
+  for (auto& vcpu : vcpus_) {
+    c.vcpu_exits.push_back(vcpu->exits());
+  }
+  for (size_t i = 0; i < disks_.size(); ++i) {
+    auto& stats = disks_[i].block->stats();
+    c.disks.push_back({static_cast<uint32_t>(i), stats.requests.load(), stats.read_bytes.load(),
+                       stats.write_bytes.load(), stats.bad_requests.load(),
+                       stats.queue_errors.load(), stats.media_changes.load()});
+  }
+  c.virtio_violations = virtioViolations();
+  c.unhandled_accesses = exit_handler_ ? exit_handler_->unhandledAccesses() : 0;
+  c.rng_bytes = rngBytes();
+  for (const auto& mark : boot_timer_->marks()) {
+    if (mark.value == BootTimer::kBootComplete) {
+      c.boot_time = mark.since_start;
+      break;
+    }
+  }
+  return c;
+}
+
+uint64_t Vmm::rngBytes() { return rng_ ? rng_->stats().bytes.load() : 0; }
 
 uint64_t Vmm::virtioViolations() {
   uint64_t total = 0;

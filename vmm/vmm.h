@@ -3,6 +3,7 @@
 // devices -> kernel and boot structures -> vCPUs) and runs it until the guest or host stops it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -28,12 +29,49 @@
 namespace nv::vmm {
 
 class DeviceLoop;
+namespace virtio::block {
+class Block;
+}  // namespace virtio::block
+namespace virtio::rng {
+class Rng;
+}  // namespace virtio::rng
 
 // How the VM ended.
 struct VmExit {
   StopReason reason = StopReason::kNone;
   int status = 0;  // debug-exit byte; 0 for reset/shutdown; 1 for errors
   std::string message;
+};
+
+// The guest's vsock context id.
+inline constexpr uint64_t kGuestCid = 3;
+
+enum class VmState { kRunning, kPaused, kStopping };
+
+// A disk as the control API describes it.
+struct DiskDescription {
+  uint32_t index = 0;
+  std::string path;
+  bool read_only = false;
+  uint64_t capacity_sectors = 0;
+  std::string id;
+};
+
+// Counters for the control API's Stats.
+struct VmCounters {
+  VmState state = VmState::kRunning;
+  std::chrono::microseconds uptime{0};
+  std::vector<uint64_t> vcpu_exits;
+  struct Disk {
+    uint32_t index = 0;
+    uint64_t requests = 0, read_bytes = 0, write_bytes = 0, bad_requests = 0, queue_errors = 0,
+             media_changes = 0;
+  };
+  std::vector<Disk> disks;
+  uint64_t virtio_violations = 0;
+  uint64_t unhandled_accesses = 0;
+  uint64_t rng_bytes = 0;
+  std::optional<std::chrono::microseconds> boot_time;
 };
 
 // One micro-VM. create() on the main thread, then run() blocks until the VM stops; stop(),
@@ -55,8 +93,28 @@ class Vmm {
   void stop(StopReason reason, int status, std::string message);
   void pause();
   void resume();
+  // resume() for the control API (clears the paused state).
+  [[nodiscard]] Result<void> resumeChecked();
+  // pause(), then waits until every vCPU has left KVM_RUN and parked (or ended).
+  [[nodiscard]] Result<void> pauseAndWait(std::chrono::milliseconds timeout);
   // Graceful shutdown request through the i8042 (the guest reboots = VM exit).
   void sendCtrlAltDel();
+  // Marks the VM as stopping (control API Shutdown), resumes it so the guest can react, and
+  // sends Ctrl-Alt-Del.
+  void requestShutdown();
+  [[nodiscard]] VmState state();
+
+  // Swaps disk `index`'s backing file and raises its config-change interrupt. Validates the
+  // request first (index, path, size, mode); returns the new capacity in sectors.
+  [[nodiscard]] Result<uint64_t> replaceDiskMedia(uint32_t index, const std::string& path,
+                                                  bool read_only);
+  [[nodiscard]] std::vector<DiskDescription> disks();
+  [[nodiscard]] VmCounters counters();
+  [[nodiscard]] const VmConfig& config() const { return config_; }
+  // The cmdline the guest got (with the virtio_mmio.device= entries).
+  [[nodiscard]] const std::string& guestCmdline() const { return guest_cmdline_; }
+  [[nodiscard]] bool hasRng() const { return rng_ != nullptr; }
+  [[nodiscard]] uint64_t rngBytes();
 
   [[nodiscard]] const GuestMemory& memory() const { return *memory_; }
   [[nodiscard]] std::vector<BootTimer::Mark> bootMarks() { return boot_timer_->marks(); }
@@ -71,6 +129,19 @@ class Vmm {
   [[nodiscard]] Result<void> addDisks(const VmConfig& config, std::string& cmdline);
   [[nodiscard]] Result<void> loadKernel(const VmConfig& config, const std::string& cmdline);
 
+  struct Disk {
+    std::shared_ptr<virtio::block::Block> block;
+    std::shared_ptr<virtio::MmioTransport> transport;
+  };
+
+  VmConfig config_;
+  std::string guest_cmdline_;
+  std::chrono::steady_clock::time_point start_;
+  std::vector<Disk> disks_;
+  std::shared_ptr<virtio::rng::Rng> rng_;
+  std::mutex state_mutex_;  // serialises pause/resume/shutdown/replace requests
+  bool paused_ = false;
+  std::atomic<bool> stopping_{false};
   std::optional<kvm::KvmSystem> kvm_;
   std::optional<kvm::KvmVm> vm_;
   std::unique_ptr<GuestMemoryMmap> memory_;

@@ -12,3 +12,6 @@ nv_add_fuzz(vmm_elf_fuzz
 nv_add_fuzz(vmm_vsock_fuzz
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmm_vsock_fuzz.cpp
   DEPS nv_vmm_vsock nv_test_support)
+nv_add_fuzz(vmm_rng_fuzz
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmm_rng_fuzz.cpp
+  DEPS nv_vmm_rng nv_test_support)

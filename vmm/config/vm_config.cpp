@@ -30,12 +30,23 @@ Result<DiskConfig> VmConfig::parseDisk(const std::string& spec) {
   DiskConfig disk;
   auto comma = spec.find(',');
   disk.path = spec.substr(0, comma);
-  if (comma != std::string::npos) {
-    std::string option = spec.substr(comma + 1);
+  while (comma != std::string::npos) {
+    size_t next = spec.find(',', comma + 1);
+    std::string option = spec.substr(comma + 1, next == std::string::npos ? next : next - comma - 1);
+    comma = next;
     if (option == "ro") {
       disk.read_only = true;
-    } else if (option != "rw") {
-      return fail(Errc::kInvalidArgument, fmt::format("--disk option '{}' is not ro or rw", option));
+    } else if (option == "rw") {
+      disk.read_only = false;
+    } else if (option.rfind("id=", 0) == 0) {
+      disk.id = option.substr(3);
+      if (disk.id.empty() || disk.id.size() > 20) {
+        return fail(Errc::kInvalidArgument,
+                    fmt::format("--disk id '{}' must be 1-20 bytes (virtio-blk ID)", disk.id));
+      }
+    } else {
+      return fail(Errc::kInvalidArgument,
+                  fmt::format("--disk option '{}' is not ro, rw or id=SERIAL", option));
     }
   }
   if (disk.path.empty()) {

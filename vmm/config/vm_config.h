@@ -14,6 +14,7 @@ namespace nv::vmm {
 struct DiskConfig {
   std::string path;
   bool read_only = false;
+  std::string id;  // virtio-blk GET_ID string (≤ 20 bytes); empty: "nanovisor-vdX"
 };
 
 struct VmConfig {
@@ -24,6 +25,7 @@ struct VmConfig {
   uint64_t memory_mib = 128;
   std::vector<DiskConfig> disks;         // virtio-blk, in order (vda, vdb, ...)
   std::optional<std::string> vsock_uds;  // hybrid vsock Unix socket (guest cid 3)
+  bool rng = false;                      // virtio-rng (after the disks and vsock)
   std::string console = "-";             // serial output: "-" stdout, "" none, else a file
   std::optional<std::string> api_sock;
   bool prefer_pvh = false;               // boot through the PVH note when the image has one
@@ -33,7 +35,7 @@ struct VmConfig {
 
   // Checks ranges and required fields; one-line errors naming the field.
   [[nodiscard]] Result<void> validate() const;
-  // Parses "path[,ro]" (the --disk flag).
+  // Parses "path[,ro|rw][,id=SERIAL]" (the --disk flag).
   [[nodiscard]] static Result<DiskConfig> parseDisk(const std::string& spec);
 };
 

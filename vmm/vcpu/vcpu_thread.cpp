@@ -107,6 +107,7 @@ VcpuThread::~VcpuThread() {
 }
 
 void VcpuThread::start() {
+  started_.store(true);
   thread_ = std::thread([this] {
     native_.store(::pthread_self());
     loop();
@@ -147,12 +148,29 @@ void VcpuThread::resume() {
   cv_.notify_all();
 }
 
+bool VcpuThread::waitParked(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (!started_.load()) {
+    return true;  // not started yet: it parks before its first KVM_RUN
+  }
+  return parked_cv_.wait_for(lock, timeout,
+                             [&] { return paused_ack_.load() || finished_.load(); });
+}
+
 void VcpuThread::loop() {
+  loopBody();
+  std::lock_guard lock(mutex_);
+  finished_.store(true);
+  parked_cv_.notify_all();
+}
+
+void VcpuThread::loopBody() {
   static auto logger = log::get("vmm");
   while (!stop_.load()) {
     if (pause_.load()) {
       std::unique_lock lock(mutex_);
       paused_ack_.store(true);
+      parked_cv_.notify_all();
       cv_.wait(lock, [&] { return !pause_.load() || stop_.load(); });
       paused_ack_.store(false);
       continue;
@@ -167,6 +185,7 @@ void VcpuThread::loop() {
       vcpu_->setImmediateExit(false);
       continue;
     }
+    ++exits_;
     if (!handler_.handle(vcpu_->id(), *exit)) {
       break;
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -58,10 +59,15 @@ class VcpuThread {
   void pause();
   void resume();
   [[nodiscard]] bool paused() const { return paused_ack_.load(); }
+  // Waits until the thread has parked after pause() (true), or has ended; false on timeout.
+  [[nodiscard]] bool waitParked(std::chrono::milliseconds timeout);
+  // KVM exits handled so far (I/O, MMIO, halts; not kicks).
+  [[nodiscard]] uint64_t exits() const { return exits_.load(); }
   [[nodiscard]] kvm::KvmVcpu& vcpu() { return *vcpu_; }
 
  private:
   void loop();
+  void loopBody();
   void kick();
 
   std::unique_ptr<kvm::KvmVcpu> vcpu_;
@@ -71,8 +77,12 @@ class VcpuThread {
   std::atomic<bool> stop_{false};
   std::atomic<bool> pause_{false};
   std::atomic<bool> paused_ack_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<uint64_t> exits_{0};
   std::mutex mutex_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;         // resume/stop wake the parked thread
+  std::condition_variable parked_cv_;  // the thread parked or ended
 };
 
 }  // namespace nv::vmm

@@ -55,8 +55,10 @@ class DriverBootTest : public ::testing::Test {
     return s;
   }
 
+  // qemu keeps its console log beside its sockets in <dir>/vm; libvirt writes <dir>.
   std::string console() const {
-    std::ifstream in(dir_ / "console.log");
+    const auto qemu = dir_ / "vm" / "console.log";
+    std::ifstream in(std::filesystem::exists(qemu) ? qemu : dir_ / "console.log");
     std::stringstream s;
     s << in.rdbuf();
     return s.str();

@@ -57,6 +57,12 @@ TEST(VmConfig, ValidateAndParseDisk) {
   EXPECT_TRUE(disk->read_only);
   EXPECT_FALSE(VmConfig::parseDisk("/a.img,bogus"));
   EXPECT_FALSE(VmConfig::parseDisk(",ro"));
+  auto with_id = VmConfig::parseDisk("/b.img,ro,id=rootfs");
+  ASSERT_TRUE(with_id);
+  EXPECT_TRUE(with_id->read_only);
+  EXPECT_EQ(with_id->id, "rootfs");
+  EXPECT_FALSE(VmConfig::parseDisk("/b.img,id="));
+  EXPECT_FALSE(VmConfig::parseDisk("/b.img,id=" + std::string(21, 'x')));
 }
 
 }  // namespace

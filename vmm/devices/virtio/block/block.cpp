@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "common/logging.h"
 #include "common/syscall.h"
@@ -59,10 +60,8 @@ bool transfer(int fd, bool write, std::vector<std::span<uint8_t>>& spans, uint64
   return true;
 }
 
-}  // namespace
-
-Result<std::shared_ptr<Block>> Block::open(const std::string& path, bool read_only,
-                                           std::string id) {
+// Opens a backing file and measures it in whole sectors.
+Result<std::pair<UniqueFd, uint64_t>> openBacking(const std::string& path, bool read_only) {
   UniqueFd fd(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
   if (!fd) {
     return failErrno(fmt::format("open disk {}", path));
@@ -71,11 +70,57 @@ Result<std::shared_ptr<Block>> Block::open(const std::string& path, bool read_on
   if (::fstat(fd.get(), &st) != 0) {
     return failErrno(fmt::format("stat disk {}", path));
   }
-  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+  uint64_t bytes = static_cast<uint64_t>(st.st_size);
+  if (S_ISBLK(st.st_mode)) {
+    off_t end = ::lseek(fd.get(), 0, SEEK_END);
+    if (end < 0) {
+      return failErrno(fmt::format("size of block device {}", path));
+    }
+    bytes = static_cast<uint64_t>(end);
+  } else if (!S_ISREG(st.st_mode)) {
     return fail(Errc::kInvalidArgument, fmt::format("disk {} is not a file or block device", path));
   }
-  uint64_t sectors = static_cast<uint64_t>(st.st_size) / kSectorSize;
-  return std::shared_ptr<Block>(new Block(std::move(fd), sectors, read_only, std::move(id)));
+  return std::pair<UniqueFd, uint64_t>(std::move(fd), bytes / kSectorSize);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Block>> Block::open(const std::string& path, bool read_only,
+                                           std::string id) {
+  NV_ASSIGN_OR_RETURN(auto backing, openBacking(path, read_only));
+  return std::shared_ptr<Block>(
+      new Block(std::move(backing.first), backing.second, read_only, std::move(id), path));
+}
+
+std::string Block::path() {
+  std::lock_guard lock(path_mutex_);
+  return path_;
+}
+
+Result<uint64_t> Block::replaceMedia(const std::string& path, bool read_only) {
+  if (read_only != geometry_.read_only) {
+    return fail(Errc::kInvalidArgument,
+                fmt::format("disk is {}; the replacement must be too (read_only={})",
+                            geometry_.read_only ? "read-only" : "read-write",
+                            geometry_.read_only ? "true" : "false"));
+  }
+  NV_ASSIGN_OR_RETURN(auto backing, openBacking(path, read_only));
+  if (backing.second == 0) {
+    return fail(Errc::kInvalidArgument,
+                fmt::format("disk {} is smaller than one 512-byte sector", path));
+  }
+  {
+    std::lock_guard lock(mutex_);  // after the request in progress
+    fd_ = std::move(backing.first);
+    geometry_.capacity_sectors = backing.second;
+    capacity_.store(backing.second);
+  }
+  {
+    std::lock_guard lock(path_mutex_);
+    path_ = path;
+  }
+  ++stats_.media_changes;
+  return backing.second;
 }
 
 uint64_t Block::deviceFeatures() const {
@@ -93,7 +138,8 @@ void Block::readConfig(uint64_t offset, std::span<uint8_t> data) {
   // write-zeroes fields @48..56.
   uint8_t config[60] = {};
   auto put32 = [&](size_t at, uint32_t v) { std::memcpy(config + at, &v, 4); };
-  std::memcpy(config, &geometry_.capacity_sectors, 8);
+  const uint64_t capacity = capacity_.load();
+  std::memcpy(config, &capacity, 8);
   put32(20, static_cast<uint32_t>(kSectorSize));
   uint16_t queues = 1;
   std::memcpy(config + 34, &queues, 2);

@@ -20,6 +20,7 @@ struct BlockStats {
   std::atomic<uint64_t> write_bytes{0};
   std::atomic<uint64_t> bad_requests{0};   // answered with an error status
   std::atomic<uint64_t> queue_errors{0};   // broken rings: device needs reset
+  std::atomic<uint64_t> media_changes{0};  // replaceMedia() calls that succeeded
 };
 
 // Requests are processed on the device loop thread in notify(); config reads come from vCPU
@@ -42,18 +43,34 @@ class Block final : public VirtioDevice {
   void reset() override;
 
   [[nodiscard]] BlockStats& stats() { return stats_; }
+  [[nodiscard]] bool readOnly() const { return geometry_.read_only; }
+  [[nodiscard]] uint64_t capacitySectors() const { return capacity_.load(); }
+  [[nodiscard]] const std::string& id() const { return id_; }
+  [[nodiscard]] std::string path();
+  // Swaps the backing file at runtime (pods: new rootfs media). `read_only` must match the
+  // disk's mode (the RO feature was negotiated at boot). Waits for the request in progress;
+  // later requests use the new file. The caller raises the config-change interrupt (the
+  // capacity may differ). Returns the new capacity in sectors.
+  [[nodiscard]] Result<uint64_t> replaceMedia(const std::string& path, bool read_only);
   // Processes all available requests (what notify() does); public for tests.
   void processQueue();
 
  private:
-  Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id)
-      : fd_(std::move(fd)), geometry_{sectors, read_only, true}, id_(std::move(id)) {}
+  Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id, std::string path)
+      : fd_(std::move(fd)),
+        geometry_{sectors, read_only, true},
+        id_(std::move(id)),
+        path_(std::move(path)),
+        capacity_(sectors) {}
   // Executes a validated request; returns the status byte and bytes written to the guest.
   uint8_t execute(const Request& req, uint32_t* written);
 
   UniqueFd fd_;
   DiskGeometry geometry_;
   std::string id_;
+  std::mutex path_mutex_;
+  std::string path_;                   // guarded by path_mutex_
+  std::atomic<uint64_t> capacity_;     // config-space copy of geometry_.capacity_sectors
   std::mutex mutex_;  // guards the activation state against reset() from vCPU threads
   ActivateContext context_{};
   bool active_ = false;

@@ -226,5 +226,33 @@ TEST_F(BlockDeviceTest, ConfigSpace_CapacityAndReadOnlyFeature) {
   EXPECT_FALSE(Block::open("/nonexistent", false, "x"));
 }
 
+TEST_F(BlockDeviceTest, ReplaceMedia_LaterRequestsUseTheNewFile) {
+  auto other = std::filesystem::path(path_.string() + ".new");
+  std::ofstream(other) << std::string(128 * 512, 'N');
+  auto capacity = block_->replaceMedia(other.string(), false);
+  ASSERT_TRUE(capacity) << capacity.error().message();
+  EXPECT_EQ(*capacity, 128U);
+  EXPECT_EQ(block_->capacitySectors(), 128U);
+  EXPECT_EQ(block_->path(), other.string());
+  uint8_t cap[8];
+  block_->readConfig(0, cap);
+  uint64_t sectors = 0;
+  std::memcpy(&sectors, cap, 8);
+  EXPECT_EQ(sectors, 128U);
+  EXPECT_EQ(request(kTypeIn, 100, 512, true), kStatusOk);  // past the old end
+  EXPECT_EQ(memory_.at(kData)[0], 'N');
+  EXPECT_EQ(block_->stats().media_changes, 1U);
+  // Mode mismatch, missing file, empty file: refused, the old media stays.
+  EXPECT_FALSE(block_->replaceMedia(path_.string(), true));
+  EXPECT_FALSE(block_->replaceMedia("/nonexistent.img", false));
+  auto empty = std::filesystem::path(path_.string() + ".empty");
+  std::ofstream{empty};
+  EXPECT_FALSE(block_->replaceMedia(empty.string(), false));
+  EXPECT_EQ(block_->path(), other.string());
+  EXPECT_EQ(block_->stats().media_changes, 1U);
+  std::filesystem::remove(other);
+  std::filesystem::remove(empty);
+}
+
 }  // namespace
 }  // namespace nv::vmm::virtio::block

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "runtime/builtin_driver.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/event_fd.h"
+#include "common/logging.h"
+#include "common/subprocess.h"
+#include "common/syscall.h"
+#include "common/ttrpc/client.h"
+#include "common/unique_fd.h"
+#include "proto/vmm_api.pb.h"
+#include "runtime/agent_client.h"
+#include "runtime/qemu_driver.h"
+
+namespace nv::runtime {
+namespace {
+
+namespace pb = nanovisor::vmm::v1;
+using std::chrono::milliseconds;
+
+constexpr const char* kVmmService = "nanovisor.vmm.v1.Vmm";
+constexpr milliseconds kStartTimeout{10000};
+constexpr milliseconds kApiTimeout{5000};
+constexpr milliseconds kExitWait{5000};
+
+std::string tailOf(const std::filesystem::path& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) all.push_back(line);
+  }
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+    if (!out.empty()) out += "; ";
+    out += all[i];
+  }
+  return out;
+}
+
+Result<UniqueFd> listenUnix(const std::filesystem::path& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.native().size() >= sizeof(addr.sun_path)) {
+    return fail(Errc::kInvalidArgument, "socket path too long: " + path.string());
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.native().size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return failErrno("socket");
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
+  // Bounds: sockaddr_un is a plain C struct; the cast is the sockets API's calling convention.
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return failErrno("bind " + path.string());
+  }
+  ::chmod(path.c_str(), 0600);
+  if (::listen(fd.get(), 4) != 0) return failErrno("listen " + path.string());
+  return fd;
+}
+
+bool writeAll(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = retryOnEintr([&] { return ::send(fd, data, len, MSG_NOSIGNAL); });
+    if (n <= 0) return false;
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Bridges <dir>/agent.sock to the guest agent's vsock port through nanovisor-vmm's hybrid
+// vsock socket: for each host connection (one at a time, as the agent channel allows) it
+// sends "CONNECT <port>\n", waits for "OK ...", then copies bytes both ways until either side
+// closes. While the agent is not listening yet (the guest is booting) the VMM refuses the
+// CONNECT; the bridge retries, and the host's first request waits in the socket meanwhile.
+class AgentBridge {
+ public:
+  static Result<std::unique_ptr<AgentBridge>> start(const std::filesystem::path& listen_path,
+                                                    const std::filesystem::path& vsock_uds,
+                                                    uint32_t port) {
+    NV_ASSIGN_OR_RETURN(UniqueFd listener, listenUnix(listen_path));
+    NV_ASSIGN_OR_RETURN(EventFd stop, EventFd::create(0));
+    auto bridge = std::unique_ptr<AgentBridge>(
+        new AgentBridge(std::move(listener), std::move(stop), listen_path, vsock_uds, port));
+    bridge->thread_ = std::thread([raw = bridge.get()] { raw->run(); });
+    return bridge;
+  }
+  ~AgentBridge() {
+    (void)stop_.write(1);
+    if (thread_.joinable()) thread_.join();
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+  }
+  AgentBridge(const AgentBridge&) = delete;
+  AgentBridge& operator=(const AgentBridge&) = delete;
+
+ private:
+  AgentBridge(UniqueFd listener, EventFd stop, std::filesystem::path path,
+              std::filesystem::path vsock_uds, uint32_t port)
+      : listener_(std::move(listener)), stop_(std::move(stop)), path_(std::move(path)),
+        vsock_uds_(std::move(vsock_uds)), port_(port) {}
+
+  // Waits for `fd` to be readable; false when stopping or on timeout.
+  bool waitReadable(int fd, int timeout_ms) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
+    int n = retryOnEintr([&] { return ::poll(fds, 2, timeout_ms); });
+    return n > 0 && (fds[1].revents & POLLIN) == 0 && fds[0].revents != 0;
+  }
+  bool stopping() {
+    pollfd fd{stop_.fd(), POLLIN, 0};
+    return ::poll(&fd, 1, 0) > 0;
+  }
+
+  // One handshake attempt with the VMM; the connected vsock stream or nothing.
+  std::optional<UniqueFd> connectGuest() {
+    auto fd = connectUnixSocket(vsock_uds_);
+    if (!fd) return std::nullopt;
+    const std::string hello = fmt::format("CONNECT {}\n", port_);
+    if (!writeAll(fd->get(), hello.data(), hello.size())) return std::nullopt;
+    std::string line;
+    while (line.size() < 64) {
+      if (!waitReadable(fd->get(), 5000)) return std::nullopt;
+      char c = 0;
+      if (retryOnEintr([&] { return ::read(fd->get(), &c, 1); }) != 1) return std::nullopt;
+      if (c == '\n') break;
+      line += c;
+    }
+    if (line.rfind("OK ", 0) != 0) return std::nullopt;
+    return std::move(*fd);
+  }
+
+  // Copies both ways until one side closes or the bridge stops.
+  void splice(int host, int guest) {
+    std::vector<char> buf(64 * 1024);
+    for (;;) {
+      pollfd fds[3] = {{host, POLLIN, 0}, {guest, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
+      if (retryOnEintr([&] { return ::poll(fds, 3, -1); }) < 0 || fds[2].revents != 0) return;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].revents == 0) continue;
+        ssize_t n = retryOnEintr([&] { return ::read(fds[i].fd, buf.data(), buf.size()); });
+        if (n <= 0 || !writeAll(fds[1 - i].fd, buf.data(), static_cast<size_t>(n))) return;
+      }
+    }
+  }
+
+  void run() {
+    auto logger = log::get("builtin");
+    while (waitReadable(listener_.get(), -1)) {
+      UniqueFd host(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!host) continue;
+      std::optional<UniqueFd> guest;
+      // Retry until the agent listens, the host gives up (hang-up), or the bridge stops.
+      while (!(guest = connectGuest())) {
+        pollfd fds[2] = {{host.get(), POLLRDHUP, 0}, {stop_.fd(), POLLIN, 0}};
+        if (retryOnEintr([&] { return ::poll(fds, 2, 20); }) != 0) break;
+      }
+      if (!guest || stopping()) continue;
+      logger->debug("agent bridge: connected to guest vsock port {}", port_);
+      splice(host.get(), guest->get());
+    }
+  }
+
+  UniqueFd listener_;
+  EventFd stop_;
+  std::filesystem::path path_;
+  std::filesystem::path vsock_uds_;
+  uint32_t port_;
+  std::thread thread_;
+};
+
+class BuiltinVm final : public Vm {
+ public:
+  BuiltinVm(VmSpec spec, Subprocess process, std::unique_ptr<ttrpc::IoThread> io,
+            ttrpc::Client api, std::unique_ptr<AgentBridge> bridge)
+      : spec_(std::move(spec)), process_(std::move(process)), io_(std::move(io)),
+        api_(std::move(api)), bridge_(std::move(bridge)) {}
+  ~BuiltinVm() override {
+    kill();
+    bridge_.reset();
+    api_.reset();
+    io_.reset();
+  }
+
+  std::filesystem::path agentSocket() const override { return spec_.dir / "agent.sock"; }
+  pid_t vmmPid() const override { return process_.pid(); }
+
+  Result<void> addDisk(const DiskSpec&) override {
+    return fail(Errc::kUnsupported,
+                "the builtin driver cannot hot-add disks (no PCI); use the qemu driver for pods");
+  }
+
+  Result<void> wait(milliseconds timeout) override {
+    NV_ASSIGN_OR_RETURN(int status, process_.wait(timeout));
+    recordExit(status);
+    return {};
+  }
+
+  // Kill through the control API (the VMM stops its vCPUs and exits), SIGKILL as last resort.
+  void kill() override {
+    if (process_.exited() || process_.pid() <= 0) return;
+    if (api_) {
+      (void)api_->callTyped<pb::KillResponse>(kVmmService, "Kill", pb::KillRequest{}, kApiTimeout);
+    }
+    if (auto status = process_.wait(kExitWait)) {
+      recordExit(*status);
+      return;
+    }
+    (void)process_.signal(SIGKILL);
+    if (auto status = process_.wait(kExitWait)) recordExit(*status);
+  }
+
+  Result<VmStats> stats() const override { return processStats(process_.pid()); }
+
+  // Through the control API: Pause answers once every vCPU has parked.
+  Result<void> pause() override {
+    return call<pb::PauseResponse>("Pause", pb::PauseRequest{});
+  }
+  Result<void> resume() override {
+    return call<pb::ResumeResponse>("Resume", pb::ResumeRequest{});
+  }
+
+  std::string exitReason() const override {
+    std::string reason =
+        exit_description_.empty() ? "nanovisor-vmm is running" : exit_description_;
+    std::string log = tailOf(spec_.dir / "vmm.log", 2);
+    return log.empty() ? reason : reason + ": " + log;
+  }
+
+ private:
+  template <class Resp, class Req>
+  Result<void> call(const std::string& method, const Req& req) {
+    if (!api_) return fail(Errc::kUnavailable, "nanovisor-vmm has exited: " + exitReason());
+    auto resp = api_->callTyped<Resp>(kVmmService, method, req, kApiTimeout);
+    if (!resp) return tl::unexpected(resp.error().wrap("nanovisor-vmm " + method));
+    return {};
+  }
+
+  void recordExit(int status) {
+    if (exit_description_.empty()) {
+      int code = waitStatusToExitCode(status);
+      exit_description_ = code > 128
+                              ? "nanovisor-vmm killed by signal " + std::to_string(code - 128)
+                              : "nanovisor-vmm exited with status " + std::to_string(code);
+    }
+    api_.reset();
+  }
+
+  VmSpec spec_;
+  Subprocess process_;
+  std::unique_ptr<ttrpc::IoThread> io_;
+  std::optional<ttrpc::Client> api_;
+  std::unique_ptr<AgentBridge> bridge_;
+  std::string exit_description_;
+};
+
+}  // namespace
+
+std::vector<std::string> builtinArgs(const VmSpec& spec, const BuiltinOptions& options) {
+  std::string cmdline = baseKernelCmdline(false, "vsock") +
+                        (spec.cmdline.empty() ? "" : " " + spec.cmdline);
+  std::vector<std::string> a = {
+      options.binary.string(),
+      "--kernel", spec.kernel.string(),
+      "--initramfs", spec.initramfs.string(),
+      "--cmdline", cmdline,
+      "--cpus", std::to_string(spec.cpus),
+      "--memory", std::to_string(spec.memory_mib),
+      "--console", (spec.dir / "console.log").string(),
+      "--vsock-uds", (spec.dir / "vsock.sock").string(),
+      "--api-sock", (spec.dir / "vmm.sock").string(),
+      "--rng",
+      "--log-level", options.log_level,
+  };
+  for (const auto& disk : spec.disks) {
+    a.insert(a.end(), {"--disk", disk.path.string() + (disk.read_only ? ",ro" : ",rw") +
+                                     ",id=" + disk.serial});
+  }
+  return a;
+}
+
+Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
+  NV_TRY(spec.validate());
+  if (spec.pci) {
+    return fail(Errc::kUnsupported,
+                "the builtin driver has no PCI (disk hot-add for pods); use the qemu driver");
+  }
+  for (const char* name : {"agent.sock", "vsock.sock", "vmm.sock", "console.log", "vmm.log"}) {
+    std::error_code ignored;
+    std::filesystem::remove(spec.dir / name, ignored);
+  }
+  SpawnOptions spawn;
+  spawn.argv = builtinArgs(spec, options_);
+  spawn.stdout_path = (spec.dir / "vmm.log").string();
+  spawn.stderr_path = "=stdout";
+  spawn.new_session = true;
+  spawn.die_with_parent = true;
+  log::get("builtin")->debug("starting {}", fmt::join(spawn.argv, " "));
+  auto process = Subprocess::spawn(spawn);
+  if (!process) {
+    if (process.error().isErrno(ENOENT)) {
+      return fail(Errc::kNotFound, options_.binary.string() +
+                                       " not found; build it (ninja nanovisor-vmm) or set "
+                                       "vmm_binary in the config");
+    }
+    return tl::unexpected(process.error());
+  }
+  // The control socket appears once the VM is built; the VMM exits at once on a bad config.
+  auto io = std::make_unique<ttrpc::IoThread>();
+  const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  Result<ttrpc::Client> api = fail(Errc::kUnavailable, "not tried");
+  while (!(api = ttrpc::Client::connect(io->context(), (spec.dir / "vmm.sock").string()))) {
+    if (process->wait(milliseconds(10))) {
+      std::string why = tailOf(spec.dir / "vmm.log", 2);
+      return fail(Errc::kUnavailable,
+                  "nanovisor-vmm did not start: " + (why.empty() ? "no log" : why));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return fail(Errc::kTimeout, "nanovisor-vmm did not open its control socket within " +
+                                      std::to_string(kStartTimeout.count()) + " ms");
+    }
+  }
+  NV_ASSIGN_OR_RETURN(auto bridge, AgentBridge::start(spec.dir / "agent.sock",
+                                                      spec.dir / "vsock.sock", kAgentVsockPort));
+  return std::make_unique<BuiltinVm>(spec, std::move(*process), std::move(io), std::move(*api),
+                                     std::move(bridge));
+}
+
+}  // namespace nv::runtime

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0
+// The builtin driver (nanovisor-vmm) for real:
+// - boots the project's guest kernel with the test init as far as this host allows: where KVM
+//   runs unmodified guests the init marker must appear; on a PVM host the kernel prints the
+//   e820 map and its "Memory:" line, then stops, and the test skips with "stopped at the
+//   host's PVM limit" (never a pass);
+// - the agent channel: <dir>/agent.sock bridged to guest vsock port 1024, exercised with the
+//   freestanding test guest echoing through vsock (it runs on PVM too);
+// - `nanovisor-vmm probe` answers, and `auto` follows its (cached) answer.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/subprocess.h"
+#include "common/unique_fd.h"
+#include "runtime/agent_client.h"
+#include "runtime/builtin_driver.h"
+#include "runtime/config.h"
+#include "runtime/host_probe.h"
+
+namespace nv::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+constexpr const char* kInitMarker = "nanovisor-testinit: kernel";
+
+std::string readAll(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool processGone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = content.rfind(')');
+  return content.empty() || (close != std::string::npos && content.substr(close + 2, 1) == "Z");
+}
+
+class BuiltinDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    UniqueFd kvm(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
+    if (!kvm) GTEST_SKIP() << "/dev/kvm cannot be opened: " << std::strerror(errno);
+    char tmpl[] = "/tmp/nv-builtin-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // Polls the console for `done`, at most `seconds` (an event wait, not a timed assertion).
+  bool waitConsole(const std::function<bool(const std::string&)>& done, int seconds) {
+    for (int i = 0; i < seconds * 20; ++i) {
+      if (done(readAll(dir_ / "console.log"))) return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return done(readAll(dir_ / "console.log"));
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(BuiltinDriverTest, LinuxKernel_BootsAsFarAsTheHostAllows) {
+  const char* src = std::getenv("NV_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "run through ctest (NV_SOURCE_DIR unset)";
+  auto kdir = runCommand({std::string(src) + "/guest-kernel/build.sh", "--dir"}, milliseconds(10000));
+  if (!kdir || kdir->exit_code != 0) GTEST_SKIP() << "guest kernel not built; run 'make kernel'";
+  const fs::path kernel = fs::path(kdir->output.substr(0, kdir->output.find('\n'))) / "vmlinux";
+  if (!fs::exists(kernel)) GTEST_SKIP() << "no vmlinux in the kernel cache";
+
+  VmSpec spec;
+  spec.id = "builtin-linux";
+  spec.dir = dir_;
+  spec.kernel = kernel;
+  spec.initramfs = NV_TESTINIT_CPIO;
+  spec.memory_mib = 256;
+  // The driver's cmdline says "quiet"; the test needs the kernel's info lines (e820, Memory:).
+  // loglevel first: the early console replays the log at the level in force when it starts.
+  spec.cmdline = "loglevel=7 earlyprintk=serial";
+  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
+  auto vm = driver.create(spec);
+  ASSERT_TRUE(vm) << vm.error().message();
+  const pid_t pid = (*vm)->vmmPid();
+  EXPECT_TRUE(fs::exists(dir_ / "vmm.sock"));
+  EXPECT_TRUE(fs::exists(dir_ / "agent.sock"));
+
+  // Every guest instruction is emulated on a PVM host: wait for what the kernel prints (or the
+  // init marker, or the VMM ending) for at most 4 minutes.
+  const std::regex memory_line("Memory: \\d+K/\\d+K available");
+  bool seen = waitConsole(
+      [&](const std::string& out) {
+        return out.find(kInitMarker) != std::string::npos ||
+               std::regex_search(out, memory_line) || processGone(pid);
+      },
+      240);
+  // Where KVM runs unmodified guests init follows shortly: give it up to 60 s more.
+  if (seen && readAll(dir_ / "console.log").find(kInitMarker) == std::string::npos &&
+      !processGone(pid)) {
+    waitConsole([&](const std::string& out) {
+      return out.find(kInitMarker) != std::string::npos || processGone(pid);
+    }, 60);
+  }
+  const std::string out = readAll(dir_ / "console.log");
+  (*vm)->kill();
+  EXPECT_TRUE(processGone(pid));
+  EXPECT_FALSE(fs::exists(dir_ / "vmm.sock")) << "nanovisor-vmm left its control socket";
+  const std::string reason = (*vm)->exitReason();
+  vm->reset();
+  EXPECT_FALSE(fs::exists(dir_ / "agent.sock")) << "the agent bridge left its socket";
+
+  // The e820 map nanovisor-vmm built: low RAM below the EBDA, RAM from 1 MiB to the top.
+  EXPECT_NE(out.find("BIOS-provided physical RAM map"), std::string::npos) << out;
+  EXPECT_NE(out.find("BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable"),
+            std::string::npos) << out;
+  EXPECT_TRUE(std::regex_search(out, memory_line)) << out << "\n" << reason;
+  if (out.find(kInitMarker) != std::string::npos) {
+    SUCCEED();
+    return;
+  }
+  GTEST_SKIP() << "stopped at the host's PVM limit: the kernel printed its e820 map and "
+                  "Memory: line under nanovisor-vmm, then stopped (" << reason << ")";
+}
+
+TEST_F(BuiltinDriverTest, AgentSocket_BridgedToGuestVsockPort1024) {
+  // The freestanding test guest listens on vsock port 1024 and echoes; it ends (debug-exit
+  // 0x31) when the host side closes.
+  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
+  VmSpec spec;
+  spec.id = "builtin-agent";
+  spec.dir = dir_;
+  spec.kernel = NV_TEST_GUEST_PATH;
+  spec.initramfs = dir_ / "initramfs.img";
+  spec.memory_mib = 128;  // the VMM keeps 64 MiB below the initramfs for the kernel
+  spec.cmdline = "test=vsock port=1024";
+  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
+  auto vm = driver.create(spec);
+  ASSERT_TRUE(vm) << vm.error().message();
+  // Pause/resume go through the control API (vmm_api_kvm_test checks their effect).
+  ASSERT_TRUE((*vm)->pause());
+  ASSERT_TRUE((*vm)->resume());
+  auto fd = connectUnixSocket((*vm)->agentSocket());
+  ASSERT_TRUE(fd) << fd.error().message();
+  std::string sent(1 << 20, '\0');
+  std::mt19937 rng(7);
+  for (auto& c : sent) c = static_cast<char>(rng());
+  std::thread writer([&] {
+    size_t done = 0;
+    while (done < sent.size()) {
+      ssize_t n = ::write(fd->get(), sent.data() + done, std::min<size_t>(65536, sent.size() - done));
+      if (n <= 0) return;
+      done += static_cast<size_t>(n);
+    }
+  });
+  std::string got;
+  std::vector<char> buf(65536);
+  while (got.size() < sent.size()) {
+    ssize_t n = ::read(fd->get(), buf.data(), buf.size());
+    if (n <= 0) break;
+    got.append(buf.data(), static_cast<size_t>(n));
+  }
+  writer.join();
+  EXPECT_EQ(got.size(), sent.size());
+  EXPECT_TRUE(got == sent) << "echo differs";
+  fd->reset();  // host closes: the VMM tells the guest, which finishes
+  ASSERT_TRUE((*vm)->wait(milliseconds(60000))) << readAll(dir_ / "console.log");
+  EXPECT_NE((*vm)->exitReason().find("exited with status 49"), std::string::npos)
+      << (*vm)->exitReason();
+  EXPECT_NE(readAll(dir_ / "console.log").find("vsock accepted host port"), std::string::npos);
+}
+
+TEST_F(BuiltinDriverTest, Probe_AnswersAndAutoFollowsIt) {
+  auto probe = runCommand({NV_VMM_BINARY, "probe"}, milliseconds(30000));
+  ASSERT_TRUE(probe) << probe.error().message();
+  ASSERT_TRUE(probe->exit_code == 0 || probe->exit_code == 1) << probe->output;
+  const bool yes = probe->exit_code == 0;
+  EXPECT_EQ(probe->output.rfind(yes ? "yes: " : "no: ", 0), 0U) << probe->output;
+  if (!yes) {
+    // The answer on PVM hosts (the CI machines): the guest's exception ended the VM.
+    EXPECT_NE(probe->output.find("KVM_EXIT_INTERNAL_ERROR"), std::string::npos) << probe->output;
+  }
+
+  RuntimeConfig config;
+  config.state_dir = dir_;
+  config.vmm_binary = NV_VMM_BINARY;
+  HostCapabilities caps = probeHost(config);
+  EXPECT_TRUE(caps.kvm_usable);
+  EXPECT_EQ(caps.kvm_unmodified_guests, yes) << caps.kvm_detail;
+  EXPECT_EQ(caps.kvm_detail, probe->output.substr(0, probe->output.find('\n')));
+  EXPECT_TRUE(fs::exists(dir_ / "host-probe.json"));
+  // Cached: a second probe reads the file (even with the binary gone).
+  config.vmm_binary = dir_ / "missing-vmm";
+  EXPECT_EQ(probeHost(config).kvm_unmodified_guests, yes);
+  config.vmm_binary = NV_VMM_BINARY;
+  config.hypervisor = "auto";
+  EXPECT_EQ(resolveDriver(config, caps), yes ? "builtin" : "qemu");
+  config.hypervisor = "builtin";
+  EXPECT_EQ(resolveDriver(config, caps), "builtin");
+  RecordProperty("probe", probe->output.substr(0, probe->output.find('\n')));
+  RecordProperty("auto", yes ? "builtin" : "qemu");
+}
+
+}  // namespace
+}  // namespace nv::runtime

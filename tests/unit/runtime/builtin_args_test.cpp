@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+// The nanovisor-vmm command line the builtin driver builds from a VmSpec.
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+#include "runtime/builtin_driver.h"
+#include "runtime/qemu_driver.h"
+
+namespace nv::runtime {
+namespace {
+
+VmSpec sampleSpec() {
+  VmSpec spec;
+  spec.id = "sb1";
+  spec.dir = "/run/nanovisor/sb1";
+  spec.kernel = "/k/vmlinux";
+  spec.initramfs = "/k/initramfs.cpio.gz";
+  spec.cpus = 2;
+  spec.memory_mib = 512;
+  spec.disks = {{.path = "/img/rootfs.erofs", .serial = "rootfs", .read_only = true},
+                {.path = "/img/scratch.ext4", .serial = "scratch", .read_only = false}};
+  spec.cmdline = "nanovisor.log=debug";
+  return spec;
+}
+
+std::string argAfter(const std::vector<std::string>& args, const std::string& flag) {
+  auto it = std::find(args.begin(), args.end(), flag);
+  return (it == args.end() || it + 1 == args.end()) ? "" : *(it + 1);
+}
+
+TEST(BuiltinArgs, KernelInitramfsCpusMemoryAndSockets) {
+  auto args = builtinArgs(sampleSpec(), BuiltinOptions{.binary = "/opt/nv/bin/nanovisor-vmm"});
+  EXPECT_EQ(args[0], "/opt/nv/bin/nanovisor-vmm");
+  EXPECT_EQ(argAfter(args, "--kernel"), "/k/vmlinux");
+  EXPECT_EQ(argAfter(args, "--initramfs"), "/k/initramfs.cpio.gz");
+  EXPECT_EQ(argAfter(args, "--cpus"), "2");
+  EXPECT_EQ(argAfter(args, "--memory"), "512");
+  EXPECT_EQ(argAfter(args, "--console"), "/run/nanovisor/sb1/console.log");
+  EXPECT_EQ(argAfter(args, "--vsock-uds"), "/run/nanovisor/sb1/vsock.sock");
+  EXPECT_EQ(argAfter(args, "--api-sock"), "/run/nanovisor/sb1/vmm.sock");
+  EXPECT_NE(std::find(args.begin(), args.end(), "--rng"), args.end());
+}
+
+TEST(BuiltinArgs, Cmdline_AgentOverVsockThenSpecExtras) {
+  auto args = builtinArgs(sampleSpec(), BuiltinOptions{});
+  const std::string cmdline = argAfter(args, "--cmdline");
+  EXPECT_EQ(cmdline, baseKernelCmdline(false, "vsock") + " nanovisor.log=debug");
+  EXPECT_NE(cmdline.find("nanovisor.channel=vsock"), std::string::npos);
+  EXPECT_NE(cmdline.find("console=ttyS0"), std::string::npos);
+}
+
+TEST(BuiltinArgs, Disks_InOrderWithModeAndSerial) {
+  auto args = builtinArgs(sampleSpec(), BuiltinOptions{});
+  std::vector<std::string> disks;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--disk") disks.push_back(args[i + 1]);
+  }
+  ASSERT_EQ(disks.size(), 2U);
+  EXPECT_EQ(disks[0], "/img/rootfs.erofs,ro,id=rootfs");
+  EXPECT_EQ(disks[1], "/img/scratch.ext4,rw,id=scratch");
+}
+
+TEST(BuiltinDriver, PciSpecAndMissingBinary_RefusedWithReason) {
+  BuiltinDriver driver(BuiltinOptions{.binary = "/nonexistent/nanovisor-vmm"});
+  EXPECT_EQ(driver.name(), "builtin");
+  VmSpec spec = sampleSpec();
+  auto vm = driver.create(spec);  // the sandbox dir does not exist: validate() says so
+  ASSERT_FALSE(vm);
+  EXPECT_NE(vm.error().message().find("does not exist"), std::string::npos)
+      << vm.error().message();
+}
+
+}  // namespace
+}  // namespace nv::runtime

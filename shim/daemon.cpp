@@ -168,11 +168,11 @@ int runDelete(const ShimArgs& args) {
   // A sandbox whose shim is gone: stop its VM and remove its state.
   if (auto config = loadRuntimeConfig(); config) {
     runtime::StateStore store(sandboxStateDir(config->state_dir, args.namespace_name));
-    if (auto state = store.load(args.id); state) {
+    if (auto state = store.load(sandboxIdFor(args.id)); state) {
       const bool owner_alive = state->owner_pid > 0 && ::kill(state->owner_pid, 0) == 0;
       if (!owner_alive) {
         if (state->vmm_pid > 0) ::kill(state->vmm_pid, SIGKILL);
-        (void)store.remove(args.id);
+        (void)store.remove(sandboxIdFor(args.id));
       }
     }
   } else {

@@ -63,6 +63,11 @@ Result<ShimArgs> parseArgs(const std::vector<std::string>& argv) {
   return args;
 }
 
+std::string sandboxIdFor(const std::string& task_id) {
+  constexpr size_t kMax = 24;
+  return task_id.size() <= kMax ? task_id : images::sha256Hex(task_id).substr(0, kMax);
+}
+
 std::string socketPath(const std::string& containerd_address, const std::string& namespace_name,
                        const std::string& id, const std::string& socket_dir) {
   return socket_dir + "/" +

@@ -26,6 +26,11 @@ struct ShimArgs {
 // flags are errors naming the flag.
 [[nodiscard]] Result<ShimArgs> parseArgs(const std::vector<std::string>& argv);
 
+// The name of a task's sandbox directory under the shim's state dir: the task id, or for ids
+// longer than 24 characters (CRI's are 64 hex digits) a 24-digit sha256 prefix of it, so that
+// the VM's sockets below it fit a Unix socket path (108 bytes).
+[[nodiscard]] std::string sandboxIdFor(const std::string& task_id);
+
 // The socket path containerd's own shims use: /run/containerd/s/<sha256(address/ns/id)>.
 [[nodiscard]] std::string socketPath(const std::string& containerd_address,
                                      const std::string& namespace_name, const std::string& id,

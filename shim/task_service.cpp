@@ -16,6 +16,7 @@
 #include "images/store.h"
 #include "shim/bundle.h"
 #include "shim/metrics.h"
+#include "shim/options.h"
 
 namespace nv::shim {
 namespace {
@@ -297,7 +298,8 @@ void TaskService::create(Call call, Responder responder) {
       task->init.terminal = request.terminal();
       if (!dirs.upperdir.empty()) task->owned_rootfs_image = rootfs;
       auto& sb = task->sandbox_config;
-      sb.id = request.id();
+      sb.id = sandboxIdFor(request.id());  // short: the VM's socket paths must fit
+      sb.container_id = request.id();
       sb.image = "containerd:" + options_.namespace_name;
       sb.command = process.command;
       sb.rootfs_image = rootfs;

@@ -82,10 +82,9 @@ class AgentHostTest : public ::testing::Test {
                "warn", static_cast<char*>(nullptr));
       _exit(127);
     }
-    for (int i = 0; i < 500 && ::access(socket_.c_str(), F_OK) != 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ASSERT_EQ(::access(socket_.c_str(), F_OK), 0) << "agent did not start";
+    // The socket file appears at bind(), before listen(): wait until a connection succeeds.
+    ASSERT_TRUE(TtrpcTestClient::connectRetrying(socket_, 5000).valid())
+        << "agent did not start listening on " << socket_;
   }
 
   void TearDown() override {

@@ -147,8 +147,8 @@ class AgentVmTest : public ::testing::Test {
 };
 
 TEST_F(AgentVmTest, Guest_RunsContainersWithLimits) {
-  TtrpcTestClient c(socket_);
-  ASSERT_TRUE(c.valid());
+  auto c = TtrpcTestClient::connectRetrying(socket_);
+  ASSERT_TRUE(c.valid()) << "no QEMU chardev listening on " << socket_;
   c.setTimeout(120);
   pb::HealthResponse health;
   auto status = c.call("Health", pb::HealthRequest(), &health);

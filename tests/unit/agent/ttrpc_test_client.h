@@ -6,8 +6,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -37,6 +39,17 @@ class TtrpcTestClient {
     }
   }
   [[nodiscard]] bool valid() const { return fd_.valid(); }
+
+  // Connects, retrying for up to `ms` while the server is not listening yet (a Unix socket's
+  // file exists from bind(), before listen()).
+  static TtrpcTestClient connectRetrying(const std::string& path, int ms = 10000) {
+    TtrpcTestClient c(path);
+    for (int waited = 0; !c.valid() && waited < ms; waited += 10) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      c = TtrpcTestClient(path);
+    }
+    return c;
+  }
 
   // Makes calls fail (code -1) instead of blocking longer than `seconds` for a response.
   void setTimeout(int seconds) {

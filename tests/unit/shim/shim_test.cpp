@@ -61,6 +61,15 @@ TEST(ShimArgs, UnknownFlagOrAction_IsError) {
   EXPECT_FALSE(parseArgs({"shim", "-namespace"}).has_value());
 }
 
+TEST(ShimSandbox, LongTaskIdsGetAShortStateDirName) {
+  EXPECT_EQ(sandboxIdFor("t1"), "t1");
+  const std::string cri_id(64, 'a');
+  const std::string short_id = sandboxIdFor(cri_id);
+  EXPECT_EQ(short_id.size(), 24u);
+  EXPECT_EQ(short_id, sandboxIdFor(cri_id));  // stable: `delete` finds the same dir
+  EXPECT_NE(short_id, sandboxIdFor(std::string(64, 'b')));
+}
+
 TEST(ShimSocket, PathIsSha256OfAddressNamespaceId) {
     EXPECT_EQ(socketPath("/run/containerd/containerd.sock", "default", "t1", "/s"),
             "/s/" + images::sha256Hex("/run/containerd/containerd.sock/default/t1"));

@@ -9,6 +9,9 @@ goal, and min/max. Rows whose prerequisites are missing are listed as skipped wi
 
 Groups: vm (nanovisor run and exec beside bare QEMU and runc, guest boot), containerd (`ctr run`
 through a private containerd with our shim beside runc's, host memory per idle container),
+density (NV_BENCH_DENSITY idle sandboxes, default 50, filling for at most
+NV_BENCH_DENSITY_SECONDS, default 300: how many answer exec, start rate, memory; plotted to
+bench/results/density.svg),
 kernel (kernel cache), images (OCI import and EROFS rootfs build of a generated ~100 MiB
 5-layer image, beside `umoci unpack`). `--only` (or
 NV_BENCH_ONLY) picks a group by name or rows whose metric contains the string; a partial run
@@ -298,6 +301,83 @@ def bench_idle_container_memory(build):
     return measure_one("nanovisor"), measure_one("runc"), "runc shim + workload"
 
 
+class Density:
+    """How many idle sandboxes this machine holds: `run -d ... sleep` one after another up to
+    NV_BENCH_DENSITY (default 50), each start timed, host memory (Pss of every supervisor and
+    its VMM) sampled as the count grows; then every sandbox must answer an `exec`. Runs once
+    per bench run (the three density rows read its result) and draws
+    bench/results/density.svg (gnuplot) from bench/results/density.csv."""
+    result = None
+
+    @classmethod
+    def run(cls, build):
+        if cls.result is not None:
+            return cls.result
+        target = int(os.environ.get("NV_BENCH_DENSITY", "50"))
+        # Filling stops early when the host is saturated (idle TCG guests still cost CPU):
+        # after NV_BENCH_DENSITY_SECONDS (default 300) or a single start over 60 s.
+        budget = float(os.environ.get("NV_BENCH_DENSITY_SECONDS", "300"))
+        base = busybox_cli(build)
+        state = base[base.index("--state-dir") + 1]
+        series, started, answered = [], 0, 0
+        t0 = time.monotonic()
+        try:
+            for i in range(target):
+                t = time.monotonic()
+                r = subprocess.run(base + ["run", "-d", "--name", f"d{i}", "busybox", "sleep",
+                                           "3600"], capture_output=True, text=True)
+                if r.returncode != 0:
+                    print(f"bench: density stopped at {started}: {(r.stdout + r.stderr).strip()[-300:]}",
+                          file=sys.stderr, flush=True)
+                    break
+                started += 1
+                last = time.monotonic() - t
+                full = time.monotonic() - t0 > budget or last > 60
+                if started == 1 or started % 5 == 0 or started == target or full:
+                    owners = subprocess.run(["pgrep", "-f", "--", f"--state-dir {state} .*run -d"],
+                                            capture_output=True, text=True).stdout.split()
+                    pss = sum(tree_rss_mib(int(p)) for p in owners)
+                    series.append((started, last, pss / started))
+                if full:
+                    print(f"bench: density stopped filling at {started} (time budget)",
+                          file=sys.stderr, flush=True)
+                    break
+            elapsed = time.monotonic() - t0
+            answered = sum(
+                subprocess.run(base + ["exec", f"d{i}", "true"], capture_output=True).returncode == 0
+                for i in range(started))
+        finally:
+            for i in range(started):
+                subprocess.run(base + ["rm", "-f", f"d{i}"], capture_output=True)
+        out = ROOT / "bench/results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "density.csv").write_text(
+            "# sandboxes, start latency of the last one (s), host Pss per sandbox (MiB)\n" +
+            "".join(f"{n} {lat:.3f} {mem:.1f}\n" for n, lat, mem in series))
+        if shutil.which("gnuplot") and series:
+            subprocess.run(["gnuplot", "-e", f"""
+                set terminal svg size 720,400; set output '{out / "density.svg"}';
+                set title 'nanovisor: idle sandboxes on one host ({os.cpu_count()} cores, qemu driver)';
+                set xlabel 'sandboxes running'; set ylabel 'start latency (s)';
+                set y2label 'host memory per sandbox (MiB, Pss)'; set y2tics; set ytics nomirror;
+                set key left top; set grid;
+                plot '{out / "density.csv"}' using 1:2 with linespoints title 'start latency' axes x1y1,
+                     '' using 1:3 with linespoints title 'memory per sandbox' axes x1y2"""],
+                           check=False, capture_output=True)
+        cls.result = {"answered": answered, "started": started, "target": target,
+                      "rate": started / elapsed if started else 0.0,
+                      "pss": series[-1][2] if series else 0.0}
+        return cls.result
+
+
+def density_row(key):
+    def setup(build):
+        value = Density.run(build)[key]
+        return (lambda: value), None, f"target {Density.result['target']}"
+    setup.once = True
+    return setup
+
+
 class ImageBench:
     """One generated OCI layout shared by the image rows (bench/images/gen_image.py)."""
     layout = None
@@ -409,6 +489,12 @@ BENCHMARKS = [
      "report (VM vs shared kernel)", bench_ctr_run_true),
     ("containerd", "host memory per idle container (shim + VMM, Pss)", "MiB",
      "sets overhead.podFixed", bench_idle_container_memory),
+    ("density", "density: idle sandboxes started that all answer exec", "sandboxes", "≥ 50",
+     density_row("answered")),
+    ("density", "density: start rate while filling the host", "sandboxes/s", "report",
+     density_row("rate")),
+    ("density", "density: host memory per idle sandbox at the end (Pss)", "MiB", "report",
+     density_row("pss")),
     ("kernel", "make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
     ("images", f"image import (cold): ~{IMAGE_MIB} MiB 5-layer OCI layout, verify + unpack", "s",
      "≤ peer", bench_image_import_cold),
@@ -476,10 +562,11 @@ def main():
             row = {"group": group, "metric": metric, "unit": unit, "goal": goal, "host": host}
             try:
                 ours_fn, peer_fn, peer_name, *cleanup = setup(build)
+                once = getattr(setup, "once", False)  # one long experiment, no warm-up
                 try:
-                    ours = measure(ours_fn, args.runs)
+                    ours = [ours_fn()] if once else measure(ours_fn, args.runs)
                     row.update(ours_median=statistics.median(ours), ours_min=min(ours),
-                               ours_max=max(ours), runs=args.runs, peer=peer_name)
+                               ours_max=max(ours), runs=len(ours), peer=peer_name)
                     if peer_fn:
                         peer = measure(peer_fn, args.runs)
                         row.update(peer_median=statistics.median(peer), peer_min=min(peer),

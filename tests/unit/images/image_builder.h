@@ -42,6 +42,8 @@ inline std::string makeTar(const std::vector<TarEntry>& entries,
   archive_write_set_format_pax_restricted(a);
   if (comp == Compression::kGzip) {
     archive_write_add_filter_gzip(a);
+    // No wall-clock time in the gzip header: the same entries give the same layer digest.
+    archive_write_set_filter_option(a, "gzip", "timestamp", nullptr);
   } else if (comp == Compression::kZstd) {
     archive_write_add_filter_zstd(a);
   }

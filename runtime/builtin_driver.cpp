@@ -36,20 +36,6 @@ constexpr milliseconds kStartTimeout{10000};
 constexpr milliseconds kApiTimeout{5000};
 constexpr milliseconds kExitWait{5000};
 
-std::string tailOf(const std::filesystem::path& path, size_t lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) all.push_back(line);
-  }
-  std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
-    if (!out.empty()) out += "; ";
-    out += all[i];
-  }
-  return out;
-}
-
 Result<UniqueFd> listenUnix(const std::filesystem::path& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -234,7 +220,7 @@ class BuiltinVm final : public Vm {
   std::string exitReason() const override {
     std::string reason =
         exit_description_.empty() ? "nanovisor-vmm is running" : exit_description_;
-    std::string log = tailOf(spec_.dir / "vmm.log", 2);
+    std::string log = logTail(spec_.dir / "vmm.log", 2);
     return log.empty() ? reason : reason + ": " + log;
   }
 
@@ -322,7 +308,7 @@ Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
   Result<ttrpc::Client> api = fail(Errc::kUnavailable, "not tried");
   while (!(api = ttrpc::Client::connect(io->context(), (spec.dir / "vmm.sock").string()))) {
     if (process->wait(milliseconds(10))) {
-      std::string why = tailOf(spec.dir / "vmm.log", 2);
+      std::string why = logTail(spec.dir / "vmm.log", 2);
       return fail(Errc::kUnavailable,
                   "nanovisor-vmm did not start: " + (why.empty() ? "no log" : why));
     }

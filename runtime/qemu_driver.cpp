@@ -23,21 +23,6 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kStartTimeout{10000};
 
-// Last non-empty lines of a log file, joined by "; " (for one-line error messages).
-std::string tailOf(const std::filesystem::path& path, size_t lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) all.push_back(line);
-  }
-  std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
-    if (!out.empty()) out += "; ";
-    out += all[i];
-  }
-  return out;
-}
-
 // What a QEMU process leaves on the host while it runs: <dir>/vm (its sockets and console
 // log, owned by the jail's uid) and <dir>/jail (the jail's mount point, empty on the host).
 // Removing it keeps the console log for `inspect`/debugging until the sandbox is removed.
@@ -148,7 +133,7 @@ class QemuVm final : public Vm {
 
   std::string exitReason() const override {
     std::string reason = exit_description_.empty() ? "qemu is running" : exit_description_;
-    std::string log = tailOf(spec_.dir / "qemu.log", 2);
+    std::string log = logTail(spec_.dir / "qemu.log", 2);
     return log.empty() ? reason : reason + ": " + log;
   }
 
@@ -323,7 +308,7 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   if (!jail) NV_TRY(cgroup.join(process->pid()));  // the jailed QEMU joined before it started
   auto qmp = QmpClient::connect(vm_dir / "qmp.sock", kStartTimeout);
   if (!qmp) {
-    std::string why = tailOf(spec.dir / "qemu.log", 2);
+    std::string why = logTail(spec.dir / "qemu.log", 2);
     return fail(Errc::kUnavailable,
                 "qemu did not start: " + (why.empty() ? qmp.error().message() : why));
   }

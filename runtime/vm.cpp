@@ -87,4 +87,18 @@ Result<VmStats> processStats(pid_t pid) {
   return stats;
 }
 
+std::string logTail(const std::filesystem::path& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) all.push_back(line);
+  }
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+    if (!out.empty()) out += "; ";
+    out += all[i];
+  }
+  return out;
+}
+
 }  // namespace nv::runtime

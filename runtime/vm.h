@@ -81,4 +81,7 @@ class Driver {
 // Reads a process's resident set and CPU time from /proc.
 [[nodiscard]] Result<VmStats> processStats(pid_t pid);
 
+// The last `lines` non-empty lines of a VMM's log file, joined by "; " (for one-line errors).
+[[nodiscard]] std::string logTail(const std::filesystem::path& path, size_t lines);
+
 }  // namespace nv::runtime

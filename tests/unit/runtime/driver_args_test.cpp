@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The qemu command line and the libvirt domain XML built from a VmSpec.
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "runtime/libvirt_driver.h"
 #include "runtime/qemu_driver.h"
+#include "runtime/vm.h"
 
 namespace nv::runtime {
 namespace {
@@ -27,6 +31,15 @@ VmSpec sampleSpec() {
 std::string argAfter(const std::vector<std::string>& args, const std::string& flag) {
   auto it = std::find(args.begin(), args.end(), flag);
   return (it == args.end() || it + 1 == args.end()) ? "" : *(it + 1);
+}
+
+TEST(LogTail, LastNonEmptyLinesJoinedOnOneLine) {
+  const std::string path = "/tmp/nv-logtail-" + std::to_string(::getpid());
+  std::ofstream(path) << "first\n\nsecond\nthird\n\n";
+  EXPECT_EQ(logTail(path, 2), "second; third");
+  EXPECT_EQ(logTail(path, 10), "first; second; third");
+  EXPECT_EQ(logTail(path + ".missing", 2), "");
+  ::unlink(path.c_str());
 }
 
 TEST(QemuArgs, Microvm_TcgDirectBootWithAgentChannel) {

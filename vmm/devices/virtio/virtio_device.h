@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -57,6 +58,39 @@ class InterruptState {
   std::atomic<uint32_t> status_{0};
   std::atomic<bool> needs_reset_{false};
 };
+
+// The loop of a request queue (virtio-blk, virtio-rng): pops every available chain, lets
+// `handle` serve it (it returns how many bytes it wrote into the chain), puts the chain on the
+// used ring, re-arms notifications when the ring runs dry, and interrupts the driver once at
+// the end if it asks for that. An inconsistent ring (a chain that cannot be popped or put
+// back) ends the loop with that error and no interrupt: the device must stop using the queue
+// and mark itself as needing a reset.
+template <class Handle>
+[[nodiscard]] Result<void> serveRequests(Queue& queue, const GuestMemory& memory,
+                                         InterruptState& interrupt, Handle&& handle) {
+  bool used_any = false;
+  for (;;) {
+    uint16_t head = 0;
+    NV_ASSIGN_OR_RETURN(std::optional<DescriptorChain> chain, queue.pop(memory, &head));
+    if (!chain) {
+      auto more = queue.setNotification(memory, true);
+      if (more && *more) {
+        continue;
+      }
+      break;
+    }
+    const uint32_t written = handle(*chain);
+    NV_TRY(queue.addUsed(memory, chain->head, written));
+    used_any = true;
+  }
+  if (used_any) {
+    auto notify = queue.needsInterrupt(memory);
+    if (!notify || *notify) {
+      interrupt.signal(kInterruptUsedBuffer);
+    }
+  }
+  return {};
+}
 
 // Everything a device needs once the driver sets DRIVER_OK. The queues are owned by the
 // transport and stay valid until reset() returns.

@@ -184,56 +184,33 @@ void Block::processQueue() {
     return;
   }
   const GuestMemory& memory = *context_.memory;
-  Queue& queue = context_.queues[0];
-  bool used_any = false;
-  for (;;) {
-    uint16_t head = 0;
-    auto popped = queue.pop(memory, &head);
-    if (!popped) {
-      // The ring itself is inconsistent: stop touching it until the driver resets us.
-      ++stats_.queue_errors;
-      broken_ = true;
-      NV_LOG_RATE_LIMITED(logger, spdlog::level::warn, "virtio-blk: {}; device needs reset",
-                          popped.error().message());
-      context_.interrupt->markNeedsReset();
-      return;
-    }
-    if (!popped->has_value()) {
-      auto more = queue.setNotification(memory, true);
-      if (more && *more) {
-        continue;
-      }
-      break;
-    }
-    const DescriptorChain& chain = **popped;
-    ++stats_.requests;
-    ParseResult parsed = parse(chain, memory, geometry_);
-    uint32_t written = 0;
-    uint8_t status = parsed.status;
-    if (parsed.request) {
-      status = execute(*parsed.request, &written);
-      parsed.status_at = parsed.request->status;
-    } else {
-      ++stats_.bad_requests;
-      NV_LOG_RATE_LIMITED(logger, spdlog::level::warn, "virtio-blk: bad request: {}",
-                          parsed.error != nullptr ? parsed.error : "?");
-    }
-    if (parsed.status_at) {
-      (void)memory.writeObj(*parsed.status_at, status);
-      written += 1;
-    }
-    if (!queue.addUsed(memory, chain.head, written)) {
-      broken_ = true;
-      context_.interrupt->markNeedsReset();
-      return;
-    }
-    used_any = true;
-  }
-  if (used_any) {
-    auto notify = queue.needsInterrupt(memory);
-    if (!notify || *notify) {
-      context_.interrupt->signal(kInterruptUsedBuffer);
-    }
+  auto served = serveRequests(
+      context_.queues[0], memory, *context_.interrupt, [&](const DescriptorChain& chain) {
+        ++stats_.requests;
+        ParseResult parsed = parse(chain, memory, geometry_);
+        uint32_t written = 0;
+        uint8_t status = parsed.status;
+        if (parsed.request) {
+          status = execute(*parsed.request, &written);
+          parsed.status_at = parsed.request->status;
+        } else {
+          ++stats_.bad_requests;
+          NV_LOG_RATE_LIMITED(logger, spdlog::level::warn, "virtio-blk: bad request: {}",
+                              parsed.error != nullptr ? parsed.error : "?");
+        }
+        if (parsed.status_at) {
+          (void)memory.writeObj(*parsed.status_at, status);
+          written += 1;
+        }
+        return written;
+      });
+  if (!served) {
+    // The ring itself is inconsistent: stop touching it until the driver resets us.
+    ++stats_.queue_errors;
+    broken_ = true;
+    NV_LOG_RATE_LIMITED(logger, spdlog::level::warn, "virtio-blk: {}; device needs reset",
+                        served.error().message());
+    context_.interrupt->markNeedsReset();
   }
 }
 

@@ -78,51 +78,27 @@ void Rng::processQueue() {
   if (!active_ || broken_) {
     return;
   }
-  const GuestMemory& memory = *context_.memory;
-  Queue& queue = context_.queues[0];
-  bool used_any = false;
-  for (;;) {
-    uint16_t head = 0;
-    auto popped = queue.pop(memory, &head);
-    if (!popped) {
-      ++stats_.queue_errors;
-      broken_ = true;
-      NV_LOG_RATE_LIMITED(logger, spdlog::level::warn, "virtio-rng: {}; device needs reset",
-                          popped.error().message());
-      context_.interrupt->markNeedsReset();
-      return;
-    }
-    if (!popped->has_value()) {
-      auto more = queue.setNotification(memory, true);
-      if (more && *more) {
-        continue;
-      }
-      break;
-    }
-    const DescriptorChain& chain = **popped;
-    ++stats_.requests;
-    uint32_t written = 0;
-    if (auto filled = fill(chain)) {
-      written = *filled;
-      stats_.bytes += written;
-    } else {
-      ++stats_.bad_requests;
-      NV_LOG_RATE_LIMITED(logger, spdlog::level::warn,
-                          "virtio-rng: request with a device-readable or bad buffer");
-    }
-    if (!queue.addUsed(memory, chain.head, written)) {
-      ++stats_.queue_errors;
-      broken_ = true;
-      context_.interrupt->markNeedsReset();
-      return;
-    }
-    used_any = true;
-  }
-  if (used_any) {
-    auto notify = queue.needsInterrupt(memory);
-    if (!notify || *notify) {
-      context_.interrupt->signal(kInterruptUsedBuffer);
-    }
+  auto served = serveRequests(
+      context_.queues[0], *context_.memory, *context_.interrupt,
+      [&](const DescriptorChain& chain) {
+        ++stats_.requests;
+        uint32_t written = 0;
+        if (auto filled = fill(chain)) {
+          written = *filled;
+          stats_.bytes += written;
+        } else {
+          ++stats_.bad_requests;
+          NV_LOG_RATE_LIMITED(logger, spdlog::level::warn,
+                              "virtio-rng: request with a device-readable or bad buffer");
+        }
+        return written;
+      });
+  if (!served) {
+    ++stats_.queue_errors;
+    broken_ = true;
+    NV_LOG_RATE_LIMITED(logger, spdlog::level::warn, "virtio-rng: {}; device needs reset",
+                        served.error().message());
+    context_.interrupt->markNeedsReset();
   }
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 
 
 #include "common/syscall.h"
@@ -74,7 +75,11 @@ Result<Frame> readFrame(int fd) {
   std::array<uint8_t, kHeaderSize> header{};
   int error = 0;
   const size_t got = readFull(fd, header, &error);
-  if (got == 0 && error == 0) return fail(Errc::kUnavailable, "ttrpc: connection closed");
+  // Between frames, EOF and a reset (the peer closed with our data unread, e.g. a VM being
+  // torn down) both mean the peer went away.
+  if (got == 0 && (error == 0 || error == ECONNRESET)) {
+    return fail(Errc::kUnavailable, "ttrpc: connection closed");
+  }
   if (got < header.size()) {
     return error != 0 ? failErrno(error, "ttrpc: read")
                       : fail(Errc::kProtocol, "ttrpc: truncated frame header");

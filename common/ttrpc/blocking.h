@@ -35,7 +35,8 @@ struct ResponseMessage {
 // Errc::kProtocol when `body` is not a Response message.
 [[nodiscard]] Result<ResponseMessage> decodeResponse(std::string_view body);
 
-// Reads one frame. Errc::kUnavailable at a clean EOF between frames, kProtocol for a
+// Reads one frame. Errc::kUnavailable when the peer went away between frames (EOF or
+// ECONNRESET), kProtocol for a
 // truncated frame, kTooLarge for a length over 4 MiB (close the connection then).
 [[nodiscard]] Result<Frame> readFrame(int fd);
 // Writes one frame completely: send(MSG_NOSIGNAL) on sockets, write() on character devices

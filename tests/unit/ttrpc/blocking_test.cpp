@@ -72,6 +72,17 @@ TEST(Blocking, FrameRoundTripsOverASocket) {
   EXPECT_TRUE(eof.error().is(Errc::kUnavailable));
 }
 
+TEST(Blocking, PeerResetBetweenFrames_IsConnectionClosed) {
+  SocketPair sp;
+  // The peer closes with our data unread: our next read gets ECONNRESET, which between frames
+  // means the same as EOF — it went away.
+  ASSERT_TRUE(writeFrame(sp.fds[1], 1, MessageType::kRequest, "unread"));
+  sp.closeWriter();
+  auto gone = readFrame(sp.fds[1]);
+  ASSERT_FALSE(gone);
+  EXPECT_TRUE(gone.error().is(Errc::kUnavailable)) << gone.error().message();
+}
+
 TEST(Blocking, OversizedAndTruncatedFramesAreRefused) {
   SocketPair sp;
   const uint8_t oversized[10] = {0x00, 0x50, 0x00, 0x01, 0, 0, 0, 1, 1, 0};  // 5 MiB

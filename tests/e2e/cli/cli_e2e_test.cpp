@@ -15,55 +15,17 @@
 #include <gtest/gtest.h>
 
 #include "common/subprocess.h"
+#include "tests/support/nanovisor_env.h"
 
 namespace nv {
 namespace {
 
 using std::chrono::milliseconds;
 
-struct Env {
-  std::string nanovisor;
-  std::string root;       // temp dir: state/, images/
-  std::string skip;       // non-empty: why the suite cannot run here
-};
+using Env = test::NanovisorEnv;
 
 Env& env() {
-  static Env e = [] {
-    Env out;
-    const char* build = std::getenv("NV_BUILD_DIR");
-    if (build == nullptr) {
-      out.skip = "run through ctest (NV_BUILD_DIR unset)";
-      return out;
-    }
-    out.nanovisor = std::string(build) + "/bin/nanovisor";
-    const std::string share = std::string(build) + "/share/nanovisor/";
-    for (const char* f : {"vmlinux", "initramfs.cpio.gz"}) {
-      if (!std::filesystem::exists(share + f)) {
-        out.skip = share + f + " missing: run 'make kernel initramfs'";
-        return out;
-      }
-    }
-    const std::string tar = std::string(build) + "/images/busybox-oci.tar";
-    if (!std::filesystem::exists(tar)) {
-      out.skip = tar + " missing: run 'make images'";
-      return out;
-    }
-    static char tmpl[] = "/tmp/nv-cli-e2e-XXXXXX";
-    out.root = ::mkdtemp(tmpl);
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(tmpl, ec);
-    });
-    // The libvirt driver's QEMU runs as libvirt-qemu and must reach the image store.
-    ::chmod(out.root.c_str(), 0755);
-    auto imported = runCommand({out.nanovisor, "--image-root", out.root + "/images", "image",
-                                "import", tar, "--name", "busybox"},
-                               milliseconds(120000));
-    if (!imported || imported->exit_code != 0) {
-      out.skip = "importing busybox failed: " + (imported ? imported->output : imported.error().message());
-    }
-    return out;
-  }();
+  static Env e = test::makeNanovisorEnv("cli-e2e");
   return e;
 }
 

@@ -19,60 +19,17 @@
 #include <nlohmann/json.hpp>
 
 #include "common/subprocess.h"
+#include "tests/support/nanovisor_env.h"
 
 namespace nv {
 namespace {
 
 using std::chrono::milliseconds;
 
-struct Env {
-  std::string nanovisor;
-  std::string root;  // temp dir: state/, images/
-  std::string skip;  // non-empty: why the suite cannot run here
-};
+using Env = test::NanovisorEnv;
 
 Env& env() {
-  static Env e = [] {
-    Env out;
-    const char* build = std::getenv("NV_BUILD_DIR");
-    if (build == nullptr) {
-      out.skip = "run through ctest (NV_BUILD_DIR unset)";
-      return out;
-    }
-    if (::geteuid() != 0) {
-      out.skip = "the VMM jail and host cgroups need root";
-      return out;
-    }
-    out.nanovisor = std::string(build) + "/bin/nanovisor";
-    const std::string share = std::string(build) + "/share/nanovisor/";
-    for (const char* f : {"vmlinux", "initramfs.cpio.gz"}) {
-      if (!std::filesystem::exists(share + f)) {
-        out.skip = share + f + " missing: run 'make kernel initramfs'";
-        return out;
-      }
-    }
-    const std::string tar = std::string(build) + "/images/busybox-oci.tar";
-    if (!std::filesystem::exists(tar)) {
-      out.skip = tar + " missing: run 'make images'";
-      return out;
-    }
-    char tmpl[] = "/tmp/nv-security-e2e-XXXXXX";
-    out.root = ::mkdtemp(tmpl);
-    static std::string root_to_remove;
-    root_to_remove = out.root;
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(root_to_remove, ec);
-    });
-    auto imported = runCommand({out.nanovisor, "--image-root", out.root + "/images", "image",
-                                "import", tar, "--name", "busybox"},
-                               milliseconds(120000));
-    if (!imported || imported->exit_code != 0) {
-      out.skip = "importing busybox failed: " +
-                 (imported ? imported->output : imported.error().message());
-    }
-    return out;
-  }();
+  static Env e = test::makeNanovisorEnv("security-e2e", "the VMM jail and host cgroups need root");
   return e;
 }
 

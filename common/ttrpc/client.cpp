@@ -42,9 +42,16 @@ struct ClientState : std::enable_shared_from_this<ClientState> {
   std::function<void(const Error&)> on_closed;
 
   void start() {
+    // Weak: the channel must not keep its owner alive. A strong cycle leaked both when the
+    // io thread stopped before a posted close() ran; the Client (and any posted work) holds
+    // the state while it matters.
     channel->start(
-        [self = shared_from_this()](tl::expected<Frame, FrameError> f) { self->onFrame(f); },
-        [self = shared_from_this()](const Error& reason) { self->onClose(reason); });
+        [weak = weak_from_this()](tl::expected<Frame, FrameError> f) {
+          if (auto self = weak.lock()) self->onFrame(f);
+        },
+        [weak = weak_from_this()](const Error& reason) {
+          if (auto self = weak.lock()) self->onClose(reason);
+        });
   }
 
   static void complete(CallCallback& done, Result<std::string> result) {

@@ -34,14 +34,9 @@ struct EarlyMount {
   bool required;
 };
 
-constexpr const char* kSwitchedEnv = "NV_AGENT_SWITCHED_ROOT";
-
 }  // namespace
 
-Result<void> switchToTmpfsRoot(char** argv) {
-  if (std::getenv(kSwitchedEnv) != nullptr) {
-    return {};
-  }
+Result<void> switchToTmpfsRoot() {
   struct statfs fs {};
   constexpr unsigned long kRamfsMagic = 0x858458f6;
   constexpr unsigned long kTmpfsMagic = 0x01021994;
@@ -57,38 +52,17 @@ Result<void> switchToTmpfsRoot(char** argv) {
   if (::mount("tmpfs", stage, "tmpfs", 0, "mode=0755") < 0) {
     return failErrno("mount tmpfs root");
   }
-  {
-    UniqueFd in(::open("/init", O_RDONLY | O_CLOEXEC));
-    UniqueFd out(::open("/.nvroot/init", O_WRONLY | O_CREAT | O_CLOEXEC, 0755));
-    if (!in || !out) {
-      return failErrno("copy /init");
-    }
-    char buf[65536];
-    while (true) {
-      ssize_t n = ::read(in.get(), buf, sizeof(buf));
-      if (n < 0) {
-        return failErrno("read /init");
-      }
-      if (n == 0) {
-        break;
-      }
-      if (::write(out.get(), buf, static_cast<size_t>(n)) != n) {
-        return failErrno("write /.nvroot/init");
-      }
-    }
-  }
   for (const char* dir : {"/.nvroot/dev", "/.nvroot/proc", "/.nvroot/sys", "/.nvroot/run",
                           "/.nvroot/tmp", "/.nvroot/etc"}) {
     ::mkdir(dir, 0755);
   }
-  ::unlink("/init");  // frees the initramfs copy
+  // No copy and no re-exec: the running binary stays on the (now hidden) initramfs, and
+  // children re-exec it through /proc/self/exe, which does not need a visible path.
   if (::chdir(stage) < 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0 ||
       ::chroot(".") < 0 || ::chdir("/") < 0) {
     return failErrno("switch to tmpfs root");
   }
-  ::setenv(kSwitchedEnv, "1", 1);
-  ::execv("/init", argv);
-  return failErrno("re-exec /init");
+  return {};
 }
 
 Result<void> mountEarlyFilesystems() {

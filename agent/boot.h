@@ -14,9 +14,10 @@ namespace nv::agent {
 inline constexpr const char* kAgentPortName = "io.nanovisor.agent";
 
 // The initramfs root cannot be pivot_root'ed away from (containers need that): when / is
-// the initial ramfs, copies the agent into a fresh tmpfs, moves that over /, chroots into it
-// and re-executes /init from there. Returns only when no switch was needed (or on error).
-[[nodiscard]] Result<void> switchToTmpfsRoot(char** argv);
+// the initial ramfs, mounts a fresh tmpfs, moves it over / and chroots into it. The agent
+// keeps running from the initramfs (no copy, no re-exec: both cost ~0.1 s each under TCG);
+// its children re-exec it through /proc/self/exe.
+[[nodiscard]] Result<void> switchToTmpfsRoot();
 
 // Mounts proc, sys, devtmpfs, cgroup2 (with cpu/memory/pids/io delegated), /run and /tmp,
 // and makes sure fds 0-2 are open. Failures of the optional mounts are logged, not fatal.

@@ -67,11 +67,10 @@ int runHost(const Args& args) {
   return 0;
 }
 
-[[noreturn]] void runPid1(char** argv) {
-  if (auto switched = nv::agent::switchToTmpfsRoot(argv); !switched) {
+[[noreturn]] void runPid1() {
+  if (auto switched = nv::agent::switchToTmpfsRoot(); !switched) {
     nv::agent::fatalReboot(switched.error().message());
   }
-  ::unsetenv("NV_AGENT_SWITCHED_ROOT");
   if (auto mounted = nv::agent::mountEarlyFilesystems(); !mounted) {
     nv::agent::fatalReboot(mounted.error().message());
   }
@@ -146,7 +145,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "nanovisor-agent: not PID 1; use --listen unix:PATH\n");
       return 2;
     }
-    runPid1(argv);
+    runPid1();
   }
   return runHost(args);
 }

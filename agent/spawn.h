@@ -23,7 +23,9 @@ struct Spawned {
 // Clones a child with `clone_flags` (CLONE_NEW*), stdio from `stdio` (fds the child gets as
 // 0, 1, 2), and the re-exec'd agent binary `self_exe`. `on_exit` is registered with the
 // reaper before the child can exit. `cgroup_procs`, when not empty, is the cgroup.procs file
-// the child's pid is written to before it runs anything. Then the config is sent.
+// of the cgroup the child runs in: it is cloned into that cgroup (clone3 CLONE_INTO_CGROUP)
+// or, where that fails, its pid is written there before it runs anything. Then the config is
+// sent.
 [[nodiscard]] Result<Spawned> spawnChild(const std::string& self_exe, const LaunchConfig& config,
                                          int clone_flags, std::array<int, 3> stdio,
                                          const std::string& cgroup_procs, Reaper& reaper,

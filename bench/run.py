@@ -4,8 +4,9 @@
 
 Usage: bench/run.py BUILD_DIR [--runs N] [--only GROUP|SUBSTRING]
 Writes bench/results/latest.md and latest.json and prints the table. Each measurement is run
-once as a warm-up, then N times (default 5); the table shows medians, the ratio ours/peer, the
-goal, and min/max. Rows whose prerequisites are missing are listed as skipped with the reason.
+once as a warm-up, then N times (default 5), ours and the peer's alternating; the table shows
+medians, the ratio ours/peer, the goal, and min/max. Rows whose prerequisites are missing are
+listed as skipped with the reason.
 
 Groups: vm (nanovisor run and exec beside bare QEMU and runc, guest boot), containerd (`ctr run`
 through a private containerd with our shim beside runc's, host memory per idle container),
@@ -511,6 +512,18 @@ def measure(fn, runs):
     return [fn() for _ in range(runs)]
 
 
+def measure_pair(ours_fn, peer_fn, runs):
+    """Both sides warmed up, then their runs alternate: a load change on a shared host (other
+    builds, other tests) then shifts both medians alike instead of skewing the ratio."""
+    ours_fn()
+    peer_fn()
+    ours, peer = [], []
+    for _ in range(runs):
+        ours.append(ours_fn())
+        peer.append(peer_fn())
+    return ours, peer
+
+
 def fmt(v, unit):
     if v is None:
         return "–"
@@ -564,11 +577,18 @@ def main():
                 ours_fn, peer_fn, peer_name, *cleanup = setup(build)
                 once = getattr(setup, "once", False)  # one long experiment, no warm-up
                 try:
-                    ours = [ours_fn()] if once else measure(ours_fn, args.runs)
+                    peer = None
+                    if once:
+                        ours = [ours_fn()]
+                    elif peer_fn:
+                        ours, peer = measure_pair(ours_fn, peer_fn, args.runs)
+                    else:
+                        ours = measure(ours_fn, args.runs)
                     row.update(ours_median=statistics.median(ours), ours_min=min(ours),
                                ours_max=max(ours), runs=len(ours), peer=peer_name)
                     if peer_fn:
-                        peer = measure(peer_fn, args.runs)
+                        if peer is None:
+                            peer = measure(peer_fn, args.runs)
                         row.update(peer_median=statistics.median(peer), peer_min=min(peer),
                                    peer_max=max(peer))
                         row["ratio"] = row["ours_median"] / row["peer_median"]

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "agent/files.h"
 #include "agent/secrets.h"
 #include "agent/spawn.h"
 #include "common/logging.h"
@@ -210,11 +212,41 @@ Result<AgentService::PodJoin> AgentService::podJoin(const Spec& spec,
   return join;
 }
 
+Result<void> AgentService::podShm(const Spec& spec, const pb::CreateContainerRequest& req,
+                                  const PodJoin& join, Container& container) {
+  auto wanted = std::find_if(spec.mounts.begin(), spec.mounts.end(), [](const MountSpec& m) {
+    return m.destination == "/dev/shm" && m.type == "tmpfs";
+  });
+  if (wanted == spec.mounts.end()) {
+    return {};
+  }
+  std::string dir;
+  if ((join.flags & CLONE_NEWIPC) != 0) {
+    dir = config_.state_dir + "/" + req.sandbox_container_id() + "/shm";  // checked by podJoin
+    if (::access(dir.c_str(), F_OK) != 0) {
+      return {};  // the sandbox has no /dev/shm of its own: keep the container's
+    }
+  } else {
+    dir = container.state_dir + "/shm";
+    if (::mkdir(dir.c_str(), 0755) < 0) {
+      return failErrno("mkdir " + dir);
+    }
+    if (::mount("shm", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=1777,size=65536k") < 0) {
+      return failErrno("mount tmpfs on " + dir);
+    }
+    container.rootfs.mounts.push_back(dir);  // unmounted with the rootfs
+  }
+  container.rootfs.volumes.push_back({dir, "/dev/shm", false});
+  return {};
+}
+
 Result<pb::CreateContainerResponse> AgentService::createContainer(
     const pb::CreateContainerRequest& req) {
   NV_TRY(checkId(req.container_id(), "container id"));
   NV_ASSIGN_OR_RETURN(Spec spec, parseSpec(req.oci_spec_json()));
   NV_TRY(validateSecrets(req.secrets()));
+  NV_TRY(validateFiles(req.files()));
   NV_ASSIGN_OR_RETURN(const PodJoin join, podJoin(spec, req));
   auto container = std::make_shared<Container>();
   container->id = req.container_id();
@@ -270,6 +302,16 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
     }
     container->rootfs.mounts.push_back(dir);  // unmounted with the rootfs
     container->rootfs.volumes.push_back({dir, kSecretsDestination, true});
+  }
+  if (auto shm = podShm(spec, req, join, *container); !shm) {
+    return undo(shm.error());
+  }
+  if (req.files_size() > 0) {
+    auto binds = writeFiles(container->state_dir + "/files", req.files());
+    if (!binds) {
+      return undo(binds.error());
+    }
+    container->rootfs.volumes.insert(container->rootfs.volumes.end(), binds->begin(), binds->end());
   }
   std::vector<std::string> dns;
   {

@@ -87,6 +87,10 @@ class AgentService {
     pid_t sandbox_pid = 0;
   };
   Result<PodJoin> podJoin(const Spec& spec, const pb::CreateContainerRequest& req);
+  // /dev/shm as the agent's own tmpfs for the container, bound over the spec's: a pod member
+  // that joins the sandbox's IPC namespace gets the sandbox's (CRI shares it with IPC).
+  Result<void> podShm(const Spec& spec, const pb::CreateContainerRequest& req, const PodJoin& join,
+                      Container& container);
   Result<std::shared_ptr<Process>> findProcess(const std::string& container_id,
                                                const std::string& exec_id);
   void destroyContainer(const std::shared_ptr<Container>& container);

@@ -86,21 +86,7 @@ Result<void> setupTerminal(uint16_t rows, uint16_t columns) {
       return failErrno("terminal: dup2");
     }
   }
-  char record[] = "T\n";
-  iovec iov{record, 2};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  int fd = master.get();
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  if (retryOnEintr([&] { return ::sendmsg(kSyncFd, &msg, MSG_NOSIGNAL); }) < 0) {
+  if (sendWithFd(kSyncFd, "T\n", 2, master.get()) < 0) {
     return failErrno("terminal: send master to the agent");
   }
   return {};

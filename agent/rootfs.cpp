@@ -3,6 +3,8 @@
 #include "agent/rootfs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 
 #include "agent/oci_spec.h"
 #include "agent/passwd.h"
+#include "common/unique_fd.h"
 
 namespace nv::agent {
 namespace {
@@ -49,9 +52,40 @@ Result<std::string> mountDevice(const pb::BlockDevice& device, const std::string
   }
   NV_ASSIGN_OR_RETURN(std::string fstype, checkFstype(device.fstype()));
   NV_TRY(makeDir(target));
+  if (S_ISBLK(st.st_mode)) {
+    // A pod's disk slot had other media (the empty slot read at boot, an earlier container's
+    // image): drop the device's cached pages so the filesystem reads the new media.
+    UniqueFd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd || ::ioctl(fd.get(), BLKFLSBUF, 0) < 0) return failErrno("flush " + source);
+  }
   unsigned long flags = MS_NODEV | (readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL);
   if (::mount(source.c_str(), target.c_str(), fstype.c_str(), flags, nullptr) < 0) {
     return failErrno("mount " + source + " (" + fstype + ")");
+  }
+  out.mounts.push_back(target);
+  return target;
+}
+
+// Mounts the virtio-9p share `tag` at `target` (9P2000.L; cache=none: every access goes to
+// the host, so its changes are seen at once); records the mount.
+Result<std::string> mountShare(const std::string& tag, const std::string& target, bool readonly,
+                               PreparedRootfs& out) {
+  const bool tag_ok =
+      !tag.empty() && tag.size() <= 31 &&
+      std::all_of(tag.begin(), tag.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+      });
+  if (!tag_ok) {
+    return fail(Errc::kInvalidArgument, "share tag \"" + tag + "\" is not 1-31 of [A-Za-z0-9_-]");
+  }
+  NV_TRY(makeDir(target));
+  const unsigned long flags =
+      MS_NODEV | MS_NOSUID | (readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL);
+  // msize: the most the 6.1 virtio transport takes (PAGE_SIZE * 125).
+  if (::mount(tag.c_str(), target.c_str(), "9p", flags,
+              "trans=virtio,version=9p2000.L,msize=512000,cache=none") < 0) {
+    return failErrno("mount 9p share " + tag);
   }
   out.mounts.push_back(target);
   return target;
@@ -174,9 +208,12 @@ Result<PreparedRootfs> prepareRootfs(
       return undo(Error(Errc::kInvalidArgument,
                         "volume destination \"" + volume.destination() + "\" is not absolute"));
     }
-    auto mounted = mountDevice(volume.device(), state_dir + "/volume" + std::to_string(i),
-                               volume.readonly() || volume.device().readonly(),
-                               allow_directories, out);
+    const std::string target = state_dir + "/volume" + std::to_string(i);
+    auto mounted = volume.share_tag().empty()
+                       ? mountDevice(volume.device(), target,
+                                     volume.readonly() || volume.device().readonly(),
+                                     allow_directories, out)
+                       : mountShare(volume.share_tag(), target, volume.readonly(), out);
     if (!mounted) {
       return undo(mounted.error().wrap("volume " + volume.destination()));
     }

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-e,--env", run.env, "set an environment variable (KEY=VALUE)")
       ->allow_extra_args(false);
   run_cmd->add_option("-v,--volume", run.volumes,
-                      "HOSTDIR:CTRDIR:ro: a read-only copy of HOSTDIR, taken at start")
+                      "HOSTDIR:CTRDIR[:ro|:rw]: HOSTDIR live at CTRDIR (virtio-9p); the "
+                      "container's writes land in HOSTDIR unless :ro (qemu, libvirt drivers)")
       ->allow_extra_args(false);
   run_cmd->add_option("--secret", run.secrets,
                       "id=NAME,src=FILE: FILE's bytes at /run/secrets/NAME (guest tmpfs, 0400, "

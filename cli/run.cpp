@@ -218,12 +218,11 @@ Result<runtime::VolumeConfig> parseVolume(const std::string& text) {
     start = colon + 1;
   }
   if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
-    return fail(Errc::kInvalidArgument, "volume '" + text + "' is not HOSTDIR:CTRDIR:ro");
+    return fail(Errc::kInvalidArgument, "volume '" + text + "' is not HOSTDIR:CTRDIR[:ro|:rw]");
   }
-  if (parts.size() == 2 || parts[2] != "ro") {
-    return fail(Errc::kInvalidArgument,
-                "volume '" + text + "': only read-only volumes are supported (the directory is "
-                "copied into a read-only disk); add :ro");
+  if (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw") {
+    return fail(Errc::kInvalidArgument, "volume '" + text + "': unknown mode '" + parts[2] +
+                                            "' (only ro or rw)");
   }
   std::error_code ec;
   auto host = std::filesystem::absolute(parts[0], ec);
@@ -237,7 +236,8 @@ Result<runtime::VolumeConfig> parseVolume(const std::string& text) {
     return fail(Errc::kInvalidArgument,
                 "volume '" + text + "': " + ctr + " must be a clean absolute path other than /");
   }
-  return runtime::VolumeConfig{.host_dir = host.lexically_normal(), .destination = ctr};
+  return runtime::VolumeConfig{.host_dir = host.lexically_normal(), .destination = ctr,
+                               .read_only = parts.size() == 3 && parts[2] == "ro"};
 }
 
 Result<runtime::SecretConfig> parseSecret(const std::string& text) {
@@ -330,7 +330,6 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
     NV_ASSIGN_OR_RETURN(auto volume, parseVolume(text));
     sandbox.volumes.push_back(std::move(volume));
   }
-  sandbox.pack_volume = images::buildErofs;
   for (const auto& text : options.secrets) {
     NV_ASSIGN_OR_RETURN(auto secret, parseSecret(text));
     for (const auto& other : sandbox.secrets) {

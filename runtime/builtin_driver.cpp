@@ -182,11 +182,6 @@ class BuiltinVm final : public Vm {
   std::filesystem::path agentSocket() const override { return spec_.dir / "agent.sock"; }
   pid_t vmmPid() const override { return process_.pid(); }
 
-  Result<void> addDisk(const DiskSpec&) override {
-    return fail(Errc::kUnsupported,
-                "the builtin driver cannot hot-add disks (no PCI); use the qemu driver for pods");
-  }
-
   Result<void> wait(milliseconds timeout) override {
     NV_ASSIGN_OR_RETURN(int status, process_.wait(timeout));
     recordExit(status);
@@ -281,6 +276,10 @@ Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
   if (spec.pci) {
     return fail(Errc::kUnsupported,
                 "the builtin driver has no PCI (disk hot-add for pods); use the qemu driver");
+  }
+  if (!spec.shares.empty()) {
+    return fail(Errc::kUnsupported,
+                "the builtin driver has no virtio-9p for volumes (-v); use --hypervisor qemu");
   }
   for (const char* name : {"agent.sock", "vsock.sock", "vmm.sock", "console.log", "vmm.log"}) {
     std::error_code ignored;

@@ -3,12 +3,14 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -183,6 +185,31 @@ std::vector<std::filesystem::path> SandboxCgroup::procsFiles() const {
   std::vector<std::filesystem::path> out;
   for (const auto& dir : dirs_) out.push_back(dir / "cgroup.procs");
   return out;
+}
+
+SandboxCgroup SandboxCgroup::adopt(std::vector<std::filesystem::path> dirs) {
+  SandboxCgroup cg;
+  cg.dirs_ = std::move(dirs);
+  return cg;
+}
+
+std::vector<pid_t> SandboxCgroup::pids() const {
+  std::set<pid_t> pids;
+  for (const auto& procs : procsFiles()) {
+    std::istringstream in(readFile(procs));
+    for (pid_t pid = 0; in >> pid;) {
+      if (pid > 0) pids.insert(pid);
+    }
+  }
+  return {pids.begin(), pids.end()};
+}
+
+size_t SandboxCgroup::killAll() const {
+  size_t killed = 0;
+  for (pid_t pid : pids()) {
+    if (::kill(pid, SIGKILL) == 0) ++killed;
+  }
+  return killed;
 }
 
 Result<void> SandboxCgroup::join(pid_t pid) const {

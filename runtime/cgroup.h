@@ -9,9 +9,12 @@
 // pids and cpu hierarchies (.../nanovisor-<id>-<hash>), so limits set on the caller still bound the VMM.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -49,6 +52,9 @@ class SandboxCgroup {
   // has no usable cgroup hierarchy.
   [[nodiscard]] static Result<SandboxCgroup> create(const std::string& name,
                                                     const CgroupLimits& limits);
+  // The cgroup at `dirs` (what dirs() listed), left by an owner that died: killAll() ends
+  // what runs in it and destruction removes it, as for one this process created.
+  [[nodiscard]] static SandboxCgroup adopt(std::vector<std::filesystem::path> dirs);
   SandboxCgroup() = default;
   SandboxCgroup(SandboxCgroup&& other) noexcept : dirs_(std::exchange(other.dirs_, {})) {}
   SandboxCgroup& operator=(SandboxCgroup&& other) noexcept;
@@ -63,6 +69,12 @@ class SandboxCgroup {
   [[nodiscard]] std::vector<std::filesystem::path> procsFiles() const;
   // Moves process `pid` (all its threads) in.
   [[nodiscard]] Result<void> join(pid_t pid) const;
+  // The processes in it (cgroup.procs of each directory).
+  [[nodiscard]] std::vector<pid_t> pids() const;
+  // SIGKILLs every process in it; returns how many it signalled.
+  size_t killAll() const;
+  // Stops owning the directories: they are left in place.
+  std::vector<std::filesystem::path> release() noexcept { return std::exchange(dirs_, {}); }
 
  private:
   void remove() noexcept;

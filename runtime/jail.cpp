@@ -28,13 +28,14 @@ namespace {
 // One step of the jail's setup, prepared by the parent so that the child (a raw clone3 of a
 // possibly multi-threaded process) only makes system calls: no allocation, no locks.
 struct Step {
-  enum class Kind { kMkdir, kTouch, kBind, kRemount, kSymlink, kMknod };
+  enum class Kind { kMkdir, kTouch, kBind, kRemount, kSymlink, kMknod, kMoveMount, kProc };
   Kind kind;
   std::string path;         // absolute host path below the jail root
   std::string source;       // kBind: host source; kSymlink: link target
   unsigned long flags = 0;  // kRemount: mount flags
   mode_t mode = 0;
   dev_t device = 0;
+  int fd = -1;              // kMoveMount: a detached mount (open_tree) prepared by the parent
   std::string what;         // for the error message
 };
 
@@ -172,6 +173,17 @@ int lastCapability() {
       case Step::Kind::kSymlink:
         if (::symlink(s.source.c_str(), s.path.c_str()) != 0) die(0, index);
         break;
+      case Step::Kind::kMoveMount:
+        if (::move_mount(s.fd, "", AT_FDCWD, s.path.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+          die(0, index);
+        }
+        break;
+      case Step::Kind::kProc:
+        if (::mount("proc", s.path.c_str(), "proc", s.flags, "subset=pid,hidepid=invisible") !=
+            0) {
+          die(0, index);
+        }
+        break;
       case Step::Kind::kMknod:
         if (::mknod(s.path.c_str(), s.mode, s.device) != 0 ||
             ::chmod(s.path.c_str(), s.mode & 07777) != 0) {
@@ -238,8 +250,76 @@ std::vector<char*> cStrings(std::vector<std::string>& strings) {
   return out;
 }
 
-// The steps that build the jail's tree under `jail.root`.
-Result<std::vector<Step>> planSteps(const JailSpec& jail) {
+// A user namespace whose only mapping is `inside` -> `outside` for uids and gids (`inside`
+// is the id a mount idmapped with it shows as `outside`). Its process ends before return.
+Result<UniqueFd> mappingNamespace(uid_t inside_uid, uid_t outside_uid, gid_t inside_gid,
+                                  gid_t outside_gid) {
+  int hold[2];
+  if (::pipe2(hold, O_CLOEXEC) != 0) return failErrno("pipe2");
+  UniqueFd hold_read(hold[0]);
+  UniqueFd hold_write(hold[1]);
+  clone_args args{};
+  args.flags = CLONE_NEWUSER;
+  args.exit_signal = SIGCHLD;
+  const long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) return failErrno("jail: clone3 into a new user namespace");
+  if (pid == 0) {
+    // Waits until the parent has the namespace's fd (the write end closes). No allocation.
+    ::close(hold_write.get());
+    char byte = 0;
+    (void)!::read(hold_read.get(), &byte, 1);
+    ::_exit(0);
+  }
+  hold_read.reset();
+  auto reap = [&] {
+    hold_write.reset();
+    int status = 0;
+    (void)retryOnEintr([&] { return ::waitpid(static_cast<pid_t>(pid), &status, 0); });
+  };
+  const std::string proc = "/proc/" + std::to_string(pid);
+  auto writeMap = [&](const std::string& file, uint32_t inside, uint32_t outside) {
+    std::ofstream out(proc + "/" + file);
+    out << inside << " " << outside << " 1\n";
+    out.flush();
+    return static_cast<bool>(out);
+  };
+  if (!writeMap("uid_map", inside_uid, outside_uid) ||
+      !writeMap("gid_map", inside_gid, outside_gid)) {
+    const int err = errno;
+    reap();
+    return failErrno(err, "jail: writing the id map of a user namespace");
+  }
+  UniqueFd ns(::open((proc + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
+  const int err = errno;
+  reap();
+  if (!ns) return failErrno(err, "jail: open " + proc + "/ns/user");
+  return ns;
+}
+
+// A detached copy of m.source whose owner is the jail's uid/gid (JailMount::map_owner).
+Result<UniqueFd> ownerMappedMount(const JailMount& m, const JailSpec& jail) {
+  struct stat st {};
+  if (::stat(m.source.c_str(), &st) != 0) return failErrno("jail: " + m.source.string());
+  NV_ASSIGN_OR_RETURN(UniqueFd userns, mappingNamespace(st.st_uid, jail.uid, st.st_gid, jail.gid));
+  UniqueFd tree(::open_tree(AT_FDCWD, m.source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  if (!tree) return failErrno("jail: open_tree " + m.source.string());
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                  (m.writable ? 0 : MOUNT_ATTR_RDONLY);
+  attr.userns_fd = static_cast<decltype(attr.userns_fd)>(userns.get());
+  if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
+    const std::string why = std::strerror(errno);
+    return fail(Errc::kUnsupported,
+                "the jailed VMM needs an ID-mapped mount of " + m.source.string() + " (" + why +
+                    "; Linux 5.12+, 6.3+ on tmpfs): use a directory on ext4/xfs/btrfs or set "
+                    "jail = false in /etc/nanovisor/config.toml");
+  }
+  return tree;
+}
+
+// The steps that build the jail's tree under `jail.root`; `detached[i]` is the prepared
+// mount of jail.mounts[i] when it is map_owner.
+Result<std::vector<Step>> planSteps(const JailSpec& jail, const std::vector<UniqueFd>& detached) {
   std::vector<Step> steps;
   std::set<std::string> dirs;
   const std::string root = jail.root.string();
@@ -254,7 +334,8 @@ Result<std::vector<Step>> planSteps(const JailSpec& jail) {
       }
     }
   };
-  for (const auto& m : jail.mounts) {
+  for (size_t i = 0; i < jail.mounts.size(); ++i) {
+    const JailMount& m = jail.mounts[i];
     if (m.target.empty() || m.target.front() != '/' || m.target.find("..") != std::string::npos) {
       return fail(Errc::kInvalidArgument, "jail mount target '" + m.target + "' is not a clean absolute path");
     }
@@ -271,6 +352,12 @@ Result<std::vector<Step>> planSteps(const JailSpec& jail) {
       steps.push_back({.kind = Step::Kind::kTouch, .path = root + m.target, .mode = 0644,
                        .what = "create " + m.target});
     }
+    if (m.map_owner) {
+      steps.push_back({.kind = Step::Kind::kMoveMount, .path = root + m.target,
+                       .fd = detached.at(i).get(),
+                       .what = "ID-mapped bind of " + m.source.string() + " to " + m.target});
+      continue;
+    }
     steps.push_back({.kind = Step::Kind::kBind, .path = root + m.target,
                      .source = m.source.string(),
                      .what = "bind " + m.source.string() + " to " + m.target});
@@ -284,6 +371,13 @@ Result<std::vector<Step>> planSteps(const JailSpec& jail) {
     mkdirs(path);
     steps.push_back({.kind = Step::Kind::kSymlink, .path = root + path, .source = target,
                      .what = "symlink " + path});
+  }
+  if (jail.proc_self) {
+    steps.push_back({.kind = Step::Kind::kMkdir, .path = root + "/proc", .mode = 0555,
+                     .what = "mkdir /proc"});
+    steps.push_back({.kind = Step::Kind::kProc, .path = root + "/proc",
+                     .flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                     .what = "mount /proc (subset=pid)"});
   }
   mkdirs("/dev/null");
   struct Node {
@@ -348,7 +442,7 @@ Result<void> checkJail(const JailSpec& jail) {
   for (const auto& m : jail.mounts) {
     struct stat st {};
     if (::stat(m.source.c_str(), &st) != 0) return failErrno("jail: " + m.source.string());
-    if (!m.writable && !readableBy(st, jail.uid, jail.gid, S_ISDIR(st.st_mode))) {
+    if (!m.writable && !m.map_owner && !readableBy(st, jail.uid, jail.gid, S_ISDIR(st.st_mode))) {
       char mode[8];
       std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
       return fail(Errc::kPermission,
@@ -365,7 +459,15 @@ Result<Subprocess> spawnJailed(const JailSpec& jail, const SpawnOptions& options
     return fail(Errc::kInvalidArgument, "jail: the program must be an absolute path");
   }
   NV_TRY(checkJail(jail));
-  NV_ASSIGN_OR_RETURN(std::vector<Step> steps, planSteps(jail));
+  // Prepared here, moved into the jail by the child; closing an fd the child did not move
+  // (an error on the way) drops its mount.
+  std::vector<UniqueFd> detached(jail.mounts.size());
+  for (size_t i = 0; i < jail.mounts.size(); ++i) {
+    if (jail.mounts[i].map_owner) {
+      NV_ASSIGN_OR_RETURN(detached[i], ownerMappedMount(jail.mounts[i], jail));
+    }
+  }
+  NV_ASSIGN_OR_RETURN(std::vector<Step> steps, planSteps(jail, detached));
   std::vector<std::string> argv_strings = options.argv;
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin"};
   std::vector<char*> argv = cStrings(argv_strings);

@@ -33,6 +33,12 @@ struct JailMount {
   std::string target;            // absolute path inside the jail
   bool writable = false;         // read-only unless set
   bool exec = false;             // noexec unless set
+  // An ID-mapped bind (Linux 5.12+; 6.3+ on tmpfs): the source's owner uid/gid and the jail's
+  // uid/gid are one, so the VMM acts as that owner, and what it creates lands owned by the
+  // owner. Files of other owners show as 65534 and are only as reachable as their "other"
+  // mode bits allow. Always nosuid, nodev, noexec. A filesystem that cannot do it is an error
+  // naming the fix (jail = false), never a silent fallback.
+  bool map_owner = false;
 };
 
 struct JailSpec {
@@ -42,6 +48,10 @@ struct JailSpec {
   std::vector<JailMount> mounts;
   std::vector<std::pair<std::string, std::string>> symlinks;  // {path in jail, link target}
   bool kvm = false;              // /dev/kvm, owned by uid, mode 0600
+  // A procfs of the jail's own pid namespace at /proc, read-only, `subset=pid`: nothing but
+  // the VMM's own /proc/<pid> and /proc/self (QEMU's 9p server changes file modes through
+  // /proc/self/fd/N). No /proc/sys, /proc/kcore and the like.
+  bool proc_self = false;
   // cgroup.procs files the VMM joins before anything else (its threads inherit them).
   std::vector<std::filesystem::path> cgroup_procs;
   uint64_t max_open_files = 4096;       // RLIMIT_NOFILE

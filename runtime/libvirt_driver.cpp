@@ -65,20 +65,6 @@ class LibvirtVm final : public Vm {
   std::filesystem::path agentSocket() const override { return spec_.dir / "agent.sock"; }
   pid_t vmmPid() const override { return pid_; }
 
-  Result<void> addDisk(const DiskSpec& disk) override {
-    if (!domain_) return fail(Errc::kUnavailable, "domain is gone");
-    std::string xml = "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                      "<source file='" + xmlEscape(disk.path.string()) + "'/>"
-                      "<target dev='vd" + std::string(1, next_dev_++) + "' bus='virtio'/>"
-                      "<serial>" + xmlEscape(disk.serial) + "</serial>" +
-                      (disk.read_only ? "<readonly/>" : "") + "</disk>";
-    if (virDomainAttachDeviceFlags(domain_.get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) != 0) {
-      return fail(Errc::kUnavailable, "libvirt attach disk " + disk.serial + ": " +
-                                          lastLibvirtError());
-    }
-    return {};
-  }
-
   Result<void> wait(milliseconds timeout) override {
     if (exited_) return {};
     pollfd pfd{pidfd_.get(), POLLIN, 0};
@@ -132,7 +118,6 @@ class LibvirtVm final : public Vm {
   UniqueFd pidfd_;
   bool exited_ = false;
   std::string reason_;
-  char next_dev_ = 'a' + 8;  // hot-added disks start at vdi, clear of the boot disks
 };
 
 Result<pid_t> readPidFile(const std::filesystem::path& path, milliseconds timeout) {
@@ -176,6 +161,13 @@ std::string libvirtDomainXml(const VmSpec& spec, const LibvirtOptions& options) 
     x += "<target dev='vd" + std::string(1, dev++) + "' bus='virtio'/>";
     x += "<serial>" + xmlEscape(disk.serial) + "</serial>";
     x += std::string(disk.read_only ? "<readonly/>" : "") + "</disk>\n";
+  }
+  // Volumes: QEMU runs as libvirt-qemu here, so `squash` (QEMU's security_model=none): the
+  // guest's chown requests fail quietly instead of failing every create.
+  for (const auto& share : spec.shares) {
+    x += "    <filesystem type='mount' accessmode='squash'><source dir='" +
+         xmlEscape(share.host_dir.string()) + "'/><target dir='" + xmlEscape(share.tag) + "'/>";
+    x += std::string(share.read_only ? "<readonly/>" : "") + "</filesystem>\n";
   }
   x += "    <serial type='file'><source path='" + xmlEscape((spec.dir / "console.log").string()) +
        "'/><target port='0'/></serial>\n";

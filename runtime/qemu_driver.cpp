@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/qemu_driver.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "common/logging.h"
 #include "common/subprocess.h"
@@ -40,8 +45,8 @@ struct QemuFiles {
   ~QemuFiles() {
     std::error_code ignored;
     if (!vm_dir.empty()) {
-      for (const char* socket : {"agent.sock", "qmp.sock"}) {
-        std::filesystem::remove(vm_dir / socket, ignored);
+      for (const char* file : {"agent.sock", "qmp.sock", "empty-slot"}) {
+        std::filesystem::remove(vm_dir / file, ignored);
       }
     }
     if (!jail_dir.empty()) std::filesystem::remove(jail_dir, ignored);
@@ -72,45 +77,88 @@ Result<std::filesystem::path> resolveBinary(const std::string& binary) {
   return missing();
 }
 
+// A value inside a QEMU option list: commas are doubled (QEMU's escape).
+std::string optionValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+constexpr const char* kEmptySlotFile = "empty-slot";  // in the VM dir
+constexpr size_t kMicrovmTransports = 8;                // QEMU 7.2's VIRTIO_NUM_TRANSPORTS
+
+std::string slotSerial(size_t index) { return "slot" + std::to_string(index); }
+
 class QemuVm final : public Vm {
  public:
-  QemuVm(VmSpec spec, QemuFiles files, SandboxCgroup cgroup, Subprocess process, QmpClient qmp,
-         bool jailed)
+  QemuVm(VmSpec spec, QemuFiles files, SandboxCgroup cgroup, Subprocess process, QmpClient qmp)
       : spec_(std::move(spec)),
         files_(std::move(files)),
         cgroup_(std::move(cgroup)),
         process_(std::move(process)),
-        qmp_(std::move(qmp)),
-        jailed_(jailed) {}
+        qmp_(std::move(qmp)) {}
   ~QemuVm() override { kill(); }
 
   std::filesystem::path agentSocket() const override { return files_.vm_dir / "agent.sock"; }
   pid_t vmmPid() const override { return process_.pid(); }
 
-  Result<void> addDisk(const DiskSpec& disk) override {
-    if (!spec_.pci) {
-      return fail(Errc::kUnsupported, "qemu microvm cannot hot-add disks; start the VM with pci");
+  // The image goes in as an fd (QMP add-fd), so a jailed QEMU needs no path to it, then
+  // becomes the slot's `file` child (blockdev-reopen); the guest's disk stays, its media change.
+  Result<std::string> attachDisk(const std::filesystem::path& image) override {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(image, ec);
+    if (ec) return fail(Errc::kNotFound, "disk image " + image.string() + ": " + ec.message());
+    if (size > kDiskSlotBytes) {
+      return fail(Errc::kInvalidArgument, "disk image " + image.string() + " is larger than a " +
+                                              "disk slot (" + std::to_string(kDiskSlotBytes >> 30) +
+                                              " GiB)");
     }
-    if (jailed_) {
-      return fail(Errc::kUnsupported,
-                  "disks cannot be hot-added to a jailed QEMU yet; set jail = false in the "
-                  "config for pods");
+    UniqueFd fd(::open(image.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return failErrno("open " + image.string());
+    std::lock_guard lock(qmp_mutex_);
+    if (!qmp_ || process_.exited()) return fail(Errc::kUnavailable, "qemu is not running");
+    auto free_slot = std::find(slot_fdsets_.begin(), slot_fdsets_.end(), -1);
+    if (free_slot == slot_fdsets_.end()) {
+      return fail(Errc::kTooLarge, "all " + std::to_string(slot_fdsets_.size()) +
+                                                " disk slots of sandbox " + spec_.id +
+                                                " are in use");
     }
-    if (!qmp_) return fail(Errc::kUnavailable, "QMP connection lost");
-    nlohmann::json blockdev = {
-        {"driver", "raw"},
-        {"node-name", "node-" + disk.serial},
-        {"read-only", disk.read_only},
-        {"file", {{"driver", "file"}, {"filename", disk.path.string()},
-                  {"read-only", disk.read_only}}},
+    const std::string serial = slotSerial(static_cast<size_t>(free_slot - slot_fdsets_.begin()));
+    NV_ASSIGN_OR_RETURN(auto added, qmp_->execute("add-fd", {{"opaque", serial}},
+                                                  std::chrono::seconds(10), fd.get()));
+    const int fdset = added.value("fdset-id", -1);
+    auto undo = [&](const Error& error) -> Result<std::string> {
+      (void)qmp_->execute("blockdev-del", {{"node-name", "media-" + serial}});
+      (void)qmp_->execute("remove-fd", {{"fdset-id", fdset}});
+      return tl::unexpected(error.wrap("attaching " + image.string() + " to " + serial));
     };
-    NV_TRY(qmp_->execute("blockdev-add", blockdev));
-    nlohmann::json device = {{"driver", "virtio-blk-pci"}, {"id", "dev-" + disk.serial},
-                             {"drive", "node-" + disk.serial}, {"serial", disk.serial}};
-    if (auto added = qmp_->execute("device_add", device); !added) {
-      (void)qmp_->execute("blockdev-del", {{"node-name", "node-" + disk.serial}});
-      return tl::unexpected(added.error());
+    if (auto file = qmp_->execute("blockdev-add", {{"driver", "file"},
+                                                   {"node-name", "media-" + serial},
+                                                   {"filename", "/dev/fdset/" +
+                                                                    std::to_string(fdset)},
+                                                   {"read-only", true}});
+        !file) {
+      return undo(file.error());
     }
+    if (auto swapped = reopenSlot(serial, "media-" + serial); !swapped) return undo(swapped.error());
+    *free_slot = fdset;
+    return serial;
+  }
+
+  Result<void> detachDisk(const std::string& serial) override {
+    std::lock_guard lock(qmp_mutex_);
+    auto slot = std::find_if(slot_fdsets_.begin(), slot_fdsets_.end(), [&](const int& fdset) {
+      return fdset >= 0 && slotSerial(static_cast<size_t>(&fdset - slot_fdsets_.data())) == serial;
+    });
+    if (slot == slot_fdsets_.end()) return fail(Errc::kNotFound, "no disk in slot " + serial);
+    if (!qmp_ || process_.exited()) return fail(Errc::kUnavailable, "qemu is not running");
+    NV_TRY(reopenSlot(serial, "empty-" + serial));
+    (void)qmp_->execute("blockdev-del", {{"node-name", "media-" + serial}});
+    (void)qmp_->execute("remove-fd", {{"fdset-id", *slot}});
+    *slot = -1;
     return {};
   }
 
@@ -148,6 +196,16 @@ class QemuVm final : public Vm {
     qmp_.reset();
   }
 
+  // Makes `node` the `file` child of slot `serial`'s raw node. Locked caller.
+  Result<void> reopenSlot(const std::string& serial, const std::string& node) {
+    NV_TRY(qmp_->execute("blockdev-reopen",
+                         {{"options", nlohmann::json::array({{{"driver", "raw"},
+                                                              {"node-name", "node-" + serial},
+                                                              {"file", node},
+                                                              {"read-only", true}}})}}));
+    return {};
+  }
+
   // QMP `stop` / `cont`: the vCPUs halt or run on; QEMU and the agent channel stay up.
   Result<void> runState(const char* command) {
     std::lock_guard lock(qmp_mutex_);
@@ -162,11 +220,53 @@ class QemuVm final : public Vm {
   Subprocess process_;
   std::optional<QmpClient> qmp_;
   std::mutex qmp_mutex_;  // QmpClient is not thread-safe: pause/resume vs the exit path
-  bool jailed_ = false;
   std::string exit_description_;
+  std::vector<int> slot_fdsets_ = std::vector<int>(spec_.disk_slots, -1);  // -1: empty
 };
 
 }  // namespace
+
+void reapOrphanedQemu(const std::filesystem::path& dir, const std::string& id, pid_t vmm_pid) {
+  if (vmm_pid > 0) {
+    // Only if the pid was not reused: QEMU's command line names the sandbox (-name).
+    std::ifstream in("/proc/" + std::to_string(vmm_pid) + "/cmdline");
+    const std::string cmdline{std::istreambuf_iterator<char>(in), {}};
+    const std::string name = std::string(1, '\0') + "nanovisor-" + id + std::string(1, '\0');
+    if (cmdline.find(name) != std::string::npos) ::kill(vmm_pid, SIGKILL);
+  }
+  std::vector<std::filesystem::path> cgroup_dirs;
+  {
+    std::ifstream record(dir / kVmmCgroupsFile);
+    for (std::string line; std::getline(record, line);) {
+      if (!line.empty()) cgroup_dirs.emplace_back(line);
+    }
+  }
+  {
+    // Whatever is left in the cgroup is this VMM's (a jailed QEMU and its threads).
+    auto cgroup = SandboxCgroup::adopt(std::move(cgroup_dirs));
+    cgroup.killAll();
+    // Bounded (the shim's `delete` has 5 s): a VMM stuck in the kernel keeps its cgroup.
+    for (int i = 0; i < 100 && !cgroup.pids().empty(); ++i) {
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    if (!cgroup.pids().empty()) {
+      log::get("qemu")->warn("the VMM of {} did not die on SIGKILL within 2 s; its cgroup stays",
+                             id);
+      (void)cgroup.release();
+    }
+  }  // removed here, now that its processes are gone
+  std::error_code ignored;
+  std::filesystem::remove(dir / kVmmCgroupsFile, ignored);
+  // The jail's mounts live in QEMU's own mount namespace; the host has the empty mount point.
+  const auto jail_dir = dir / "jail";
+  if (::umount2(jail_dir.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    log::get("qemu")->warn("umount {}: {}", jail_dir.string(), std::strerror(errno));
+  }
+  std::filesystem::remove(jail_dir, ignored);
+  for (const char* socket : {"agent.sock", "qmp.sock"}) {
+    std::filesystem::remove(dir / "vm" / socket, ignored);
+  }
+}
 
 std::string baseKernelCmdline(bool pci, const std::string& channel) {
   // console on the first UART; reboot (triple fault) ends the VM with -no-reboot; skip probes
@@ -214,11 +314,39 @@ std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options
                        "-device", "virtio-blk-" + bus + ",drive=node-" + disk.serial +
                                       ",serial=" + disk.serial});
   }
+  // Pods' disk slots: an empty sparse file until attachDisk swaps the media.
+  for (uint32_t i = 0; i < spec.disk_slots; ++i) {
+    const std::string serial = slotSerial(i);
+    a.insert(a.end(), {"-blockdev", "driver=file,node-name=empty-" + serial + ",filename=" +
+                                        (spec.dir / kEmptySlotFile).string() + ",read-only=on",
+                       "-blockdev", "driver=raw,node-name=node-" + serial + ",file=empty-" +
+                                        serial + ",read-only=on",
+                       "-device", "virtio-blk-" + bus + ",drive=node-" + serial +
+                                      ",serial=" + serial});
+  }
+  // Volumes: the `local` 9p backend serves the directory as QEMU's own uid (security_model
+  // none: the guest's chown/mknod-as-root requests fail quietly; no xattr metadata).
+  for (const auto& share : spec.shares) {
+    a.insert(a.end(), {"-fsdev", "local,id=fs-" + share.tag + ",path=" +
+                                     optionValue(share.host_dir.string()) +
+                                     ",security_model=none" +
+                                     (share.read_only ? ",readonly=on" : ""),
+                       "-device", "virtio-9p-" + bus + ",fsdev=fs-" + share.tag +
+                                      ",mount_tag=" + share.tag});
+  }
   return a;
 }
 
 Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
+  // microvm's virtio-mmio transports: the agent channel and rng take two.
+  const size_t devices = 2 + spec.disks.size() + spec.shares.size() + spec.disk_slots;
+  if (!spec.pci && devices > kMicrovmTransports) {
+    return fail(Errc::kInvalidArgument,
+                "qemu microvm has " + std::to_string(kMicrovmTransports) +
+                    " virtio devices; this VM needs " + std::to_string(devices) +
+                    " (2 + disks + volumes + pod disk slots): use fewer volumes");
+  }
   NV_ASSIGN_OR_RETURN(const std::filesystem::path binary, resolveBinary(options_.binary));
   const auto vm_dir = spec.dir / "vm";
   const auto jail_dir = spec.dir / "jail";
@@ -230,6 +358,13 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   }
   if (::mkdir(vm_dir.c_str(), 0700) != 0) return failErrno("mkdir " + vm_dir.string());
   QemuFiles files(vm_dir, options_.jail ? jail_dir : std::filesystem::path());
+  if (spec.disk_slots > 0) {
+    const auto empty = vm_dir / kEmptySlotFile;
+    UniqueFd fd(::open(empty.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+    if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(kDiskSlotBytes)) != 0) {
+      return failErrno("creating " + empty.string());
+    }
+  }
 
   SpawnOptions spawn;
   spawn.stdout_path = (spec.dir / "qemu.log").string();
@@ -272,6 +407,15 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
       jail->mounts.push_back({.source = disk.path, .target = target, .writable = !disk.read_only});
       disk.path = target;
     }
+    for (auto& share : seen.shares) {
+      // An ID-mapped bind (runtime/jail.h): QEMU's uid acts as the directory's owner, so the
+      // guest's files land owned by that owner and no other host file becomes writable.
+      const std::string target = "/shares/" + share.tag;
+      jail->mounts.push_back({.source = share.host_dir, .target = target,
+                              .writable = !share.read_only, .map_owner = true});
+      share.host_dir = target;
+      jail->proc_self = true;  // 9p `local` sets modes through /proc/self/fd
+    }
     if (binary.string().rfind("/usr/", 0) != 0) {
       jail->mounts.push_back({.source = binary, .target = "/vmm/qemu", .exec = true});
       options.binary = "/vmm/qemu";
@@ -294,6 +438,14 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
       return tl::unexpected(made.error());
     }
   }
+  if (!cgroup.dirs().empty()) {
+    // Read back only if this process dies without removing it (reapOrphanedQemu).
+    std::ofstream record(spec.dir / kVmmCgroupsFile, std::ios::trunc);
+    for (const auto& dir : cgroup.dirs()) record << dir.string() << "\n";
+    if (!record.flush()) {
+      return fail(Errc::kUnavailable, "writing " + (spec.dir / kVmmCgroupsFile).string());
+    }
+  }
   if (jail) jail->cgroup_procs = cgroup.procsFiles();
   spawn.argv = qemuArgs(seen, options);
   log::get("qemu")->debug("starting {}{}", jail ? "jailed (uid " + std::to_string(jail->uid) + "): " : "",
@@ -313,7 +465,7 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
                 "qemu did not start: " + (why.empty() ? qmp.error().message() : why));
   }
   return std::make_unique<QemuVm>(spec, std::move(files), std::move(cgroup), std::move(*process),
-                                  std::move(*qmp), jail.has_value());
+                                  std::move(*qmp));
 }
 
 }  // namespace nv::runtime

@@ -3,6 +3,9 @@
 // kernel boot, virtio disks, a virtio-serial agent channel on a Unix socket, console to a file.
 #pragma once
 
+#include <sys/types.h>
+
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,16 @@ struct QemuOptions {
   // (runtime/cgroup.h). Hosts without a usable hierarchy get a warning and no cgroup.
   bool cgroup = true;
 };
+
+// The file in the sandbox dir that lists the QEMU's host cgroup directories, one per line
+// (written at start, so that a QEMU whose owner died can still be cleaned up).
+inline constexpr const char* kVmmCgroupsFile = "vmm-cgroups";
+
+// Cleans up after a QEMU whose owner died without stopping it (a crashed shim or supervisor):
+// SIGKILLs `vmm_pid` if it still is the QEMU of sandbox `id` (its `-name nanovisor-<id>`) and
+// whatever is left in its host cgroup (listed in <dir>/vmm-cgroups), then removes that cgroup,
+// the jail's mount point and the VM's sockets. `dir` is the sandbox dir. Idempotent.
+void reapOrphanedQemu(const std::filesystem::path& dir, const std::string& id, pid_t vmm_pid);
 
 // The full QEMU command line for a VM (pure; unit-tested).
 [[nodiscard]] std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options);

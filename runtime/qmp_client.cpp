@@ -39,14 +39,15 @@ Result<QmpClient> QmpClient::connect(const std::filesystem::path& socket,
 
 Result<nlohmann::json> QmpClient::execute(const std::string& command,
                                           const nlohmann::json& arguments,
-                                          std::chrono::milliseconds timeout) {
+                                          std::chrono::milliseconds timeout, int pass_fd) {
   nlohmann::json request = {{"execute", command}};
   if (!arguments.is_null()) request["arguments"] = arguments;
   std::string line = request.dump() + "\n";
   size_t sent = 0;
   while (sent < line.size()) {
-    ssize_t n = retryOnEintr(
-        [&] { return ::send(fd_.get(), line.data() + sent, line.size() - sent, MSG_NOSIGNAL); });
+    // The fd travels with the command's first byte.
+    ssize_t n = sendWithFd(fd_.get(), line.data() + sent, line.size() - sent,
+                           sent == 0 ? pass_fd : -1);
     if (n < 0) return failErrno("QMP send " + command);
     sent += static_cast<size_t>(n);
   }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // QmpClient: a small blocking client for QEMU's machine protocol (JSON lines over a Unix
-// socket). Used by the qemu driver for disk hot-add, stats and quit; not thread-safe.
+// socket). Used by the qemu driver for pause/resume and pods' disk slots; not thread-safe.
 #pragma once
 
 #include <chrono>
@@ -22,11 +22,13 @@ class QmpClient {
                                                  std::chrono::milliseconds timeout);
 
   // Runs one command; returns its "return" value or the QMP error as Errc::kProtocol with
-  // QEMU's description. Asynchronous events arriving meanwhile are skipped.
+  // QEMU's description. Asynchronous events arriving meanwhile are skipped. `pass_fd` >= 0 is
+  // sent along (SCM_RIGHTS), for `add-fd` and `getfd`.
   [[nodiscard]] Result<nlohmann::json> execute(const std::string& command,
                                                const nlohmann::json& arguments = nullptr,
                                                std::chrono::milliseconds timeout =
-                                                   std::chrono::seconds(10));
+                                                   std::chrono::seconds(10),
+                                               int pass_fd = -1);
 
  private:
   explicit QmpClient(UniqueFd fd) : fd_(std::move(fd)) {}

@@ -21,9 +21,19 @@ using std::chrono::milliseconds;
 
 constexpr const char* kRootfsSerial = "rootfs";
 
-std::string volumeSerial(size_t index) { return "volume" + std::to_string(index); }
+std::string volumeTag(size_t index) { return "volume" + std::to_string(index); }
 
 int64_t nowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+void addFiles(const std::vector<FileConfig>& files,
+              nanovisor::agent::v1::CreateContainerRequest& request) {
+  for (const auto& file : files) {
+    auto* added = request.add_files();
+    added->set_destination(file.destination);
+    added->set_data(file.data);
+    added->set_readonly(file.read_only);
+  }
+}
 
 }  // namespace
 
@@ -56,13 +66,12 @@ Result<std::unique_ptr<Sandbox>> Sandbox::start(const RuntimeConfig& config,
 
 Result<void> Sandbox::boot() {
   HostCapabilities caps = probeHost(runtime_);
-  const std::string driver_name = resolveDriver(runtime_, caps);
-  NV_ASSIGN_OR_RETURN(driver_, makeDriver(driver_name, runtime_, caps.kvm_unmodified_guests));
-  if (!config_.volumes.empty() && driver_name == "libvirt") {
-    // libvirt's QEMU runs as another user and cannot open files in the 0700 sandbox dir.
-    return fail(Errc::kUnsupported,
-                "volumes (-v) need the qemu driver for now (--hypervisor qemu)");
+  std::string driver_name = resolveDriver(runtime_, caps);
+  // The builtin VMM has no virtio-9p: `auto` takes qemu for volumes.
+  if (driver_name == "builtin" && runtime_.hypervisor == "auto" && !config_.volumes.empty()) {
+    driver_name = "qemu";
   }
+  NV_ASSIGN_OR_RETURN(driver_, makeDriver(driver_name, runtime_, caps.kvm_unmodified_guests));
   NV_ASSIGN_OR_RETURN(auto dir, store_.create(config_.id));
 
   state_.id = config_.id;
@@ -87,13 +96,15 @@ Result<void> Sandbox::boot() {
   spec.disks = {{.path = config_.rootfs_image, .serial = kRootfsSerial, .read_only = true}};
   for (size_t i = 0; i < config_.volumes.size(); ++i) {
     const auto& volume = config_.volumes[i];
-    if (!config_.pack_volume) return fail(Errc::kInternal, "volumes given without a packer");
-    const auto image = dir / ("volume" + std::to_string(i) + ".erofs");
-    if (auto packed = config_.pack_volume(volume.host_dir.string(), image.string()); !packed) {
-      return tl::unexpected(packed.error().wrap("volume " + volume.host_dir.string()));
-    }
-    spec.disks.push_back({.path = image, .serial = volumeSerial(i), .read_only = true});
+    spec.shares.push_back(
+        {.host_dir = volume.host_dir, .tag = volumeTag(i), .read_only = volume.read_only});
   }
+  if (config_.disk_slots > 0 && driver_name != "qemu") {
+    return fail(Errc::kUnsupported, "pods (one VM, several containers) need the qemu driver; "
+                                    "the " + driver_name + " driver cannot add disks to a "
+                                    "running VM (set driver = \"qemu\" in the config)");
+  }
+  spec.disk_slots = config_.disk_slots;
   if (!runtime_.log_level.empty()) spec.cmdline = "nanovisor.log=" + runtime_.log_level;
   NV_ASSIGN_OR_RETURN(vm_, driver_->create(spec));
   state_.vmm_pid = vm_->vmmPid();
@@ -133,13 +144,11 @@ Result<void> Sandbox::boot() {
   create.mutable_rootfs()->mutable_writable()->set_tmpfs_size_bytes(config_.writable_tmpfs_bytes);
   for (size_t i = 0; i < config_.volumes.size(); ++i) {
     auto* volume = create.add_volumes();
-    volume->mutable_device()->set_serial(volumeSerial(i));
-    volume->mutable_device()->set_fstype("erofs");
-    volume->mutable_device()->set_readonly(true);
-    volume->mutable_device()->set_index(-1);
+    volume->set_share_tag(volumeTag(i));
     volume->set_destination(config_.volumes[i].destination);
-    volume->set_readonly(true);
+    volume->set_readonly(config_.volumes[i].read_only);
   }
+  addFiles(config_.files, create);
   for (const auto& secret : config_.secrets) {
     auto* added = create.add_secrets();
     added->set_name(secret.name);
@@ -163,9 +172,74 @@ Result<void> Sandbox::boot() {
   return {};
 }
 
-Result<int> Sandbox::waitInit() {
+Result<void> Sandbox::addContainer(const ContainerConfig& container) {
+  namespace agentpb = nanovisor::agent::v1;
+  if (finished_ || !vm_) return fail(Errc::kUnavailable, "sandbox " + config_.id + " has stopped");
+  {
+    std::lock_guard lock(containers_mutex_);
+    if (container.id == containerId() || container_disks_.count(container.id) != 0) {
+      return fail(Errc::kAlreadyExists,
+                  "container " + container.id + " already exists in sandbox " + config_.id);
+    }
+  }
+  NV_ASSIGN_OR_RETURN(const std::string serial, vm_->attachDisk(container.rootfs_image));
+  auto created = [&]() -> Result<void> {
+    agentpb::CreateContainerRequest create;
+    create.set_container_id(container.id);
+    create.set_oci_spec_json(container.oci_spec.dump());
+    create.set_sandbox_container_id(containerId());
+    addFiles(container.files, create);
+    auto* layer = create.mutable_rootfs()->add_layers();
+    layer->set_serial(serial);
+    layer->set_fstype("erofs");
+    layer->set_readonly(true);
+    layer->set_index(-1);
+    create.mutable_rootfs()->mutable_writable()->set_tmpfs_size_bytes(
+        config_.writable_tmpfs_bytes);
+    NV_TRY(agent_->call<agentpb::CreateContainerResponse>("CreateContainer", create));
+    agentpb::StartContainerRequest start;
+    start.set_container_id(container.id);
+    if (auto started = agent_->call<agentpb::StartContainerResponse>("StartContainer", start);
+        !started) {
+      agentpb::RemoveContainerRequest remove;
+      remove.set_container_id(container.id);
+      remove.set_force(true);
+      (void)agent_->call<agentpb::RemoveContainerResponse>("RemoveContainer", remove);
+      return tl::unexpected(started.error());
+    }
+    return {};
+  }();
+  if (!created) {
+    (void)vm_->detachDisk(serial);
+    return tl::unexpected(created.error().wrap("container " + container.id));
+  }
+  std::lock_guard lock(containers_mutex_);
+  container_disks_[container.id] = serial;
+  return {};
+}
+
+Result<void> Sandbox::removeContainer(const std::string& container_id) {
+  std::string serial;
+  {
+    std::lock_guard lock(containers_mutex_);
+    auto it = container_disks_.find(container_id);
+    if (it == container_disks_.end()) {
+      return fail(Errc::kNotFound, "container " + container_id + " was not added to sandbox " +
+                                       config_.id);
+    }
+    serial = it->second;
+    container_disks_.erase(it);
+  }
+  nanovisor::agent::v1::RemoveContainerRequest remove;
+  remove.set_container_id(container_id);
+  remove.set_force(true);
+  NV_TRY(agent_->call<nanovisor::agent::v1::RemoveContainerResponse>("RemoveContainer", remove));
+  return vm_->detachDisk(serial);
+}
+
+Result<int> Sandbox::waitContainer(const std::string& container_id) {
   nanovisor::agent::v1::WaitProcessRequest wait;
-  wait.set_container_id(containerId());
+  wait.set_container_id(container_id);
   auto done = agent_->call<nanovisor::agent::v1::WaitProcessResponse>(
       "WaitProcess", wait, std::chrono::hours(24 * 365));
   if (!done) {
@@ -178,14 +252,13 @@ Result<int> Sandbox::waitInit() {
 }
 
 void Sandbox::finish(int exit_code, const std::string& error) {
-  if (finished_) return;
-  finished_ = true;
+  if (finished_.exchange(true)) return;
+  // The agent client stays (closed: calls fail) for pod containers' threads still using it;
+  // the VM object stays (killed) for the same reason.
   if (agent_) agent_->close();
   if (proxy_) proxy_->stop();
   proxy_.reset();
-  agent_.reset();
   if (vm_) vm_->kill();
-  vm_.reset();
   if (state_.id.empty()) return;  // the state dir was never created
   if (config_.auto_remove) {
     (void)store_.remove(config_.id);

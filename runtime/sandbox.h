@@ -5,10 +5,13 @@
 // auto-remove), so nothing is left behind on any path.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,12 +26,13 @@
 
 namespace nv::runtime {
 
-// A host directory handed to the container read-only: packed into an EROFS disk in the
-// sandbox's directory at start (a copy: later host changes are not seen), attached as another
-// virtio-blk disk and mounted by the agent at `destination`.
+// A host directory shared live with the container (virtio-9p, VmSpec::shares) and mounted by
+// the agent at `destination`: the container's writes land in host_dir and host changes are
+// seen at once; read_only refuses writes in QEMU, the guest mount and the container's bind.
 struct VolumeConfig {
   std::filesystem::path host_dir;
   std::string destination;                // absolute path inside the container
+  bool read_only = false;
 };
 
 // A secret handed to the container at /run/secrets/<name> (guest tmpfs, mode 0400, owned by
@@ -39,10 +43,13 @@ struct SecretConfig {
   std::string data;
 };
 
-// Packs directory `tree` into a read-only filesystem image `out` (the CLI passes
-// images::buildErofs; the runtime does not depend on the image store).
-using VolumePacker =
-    std::function<Result<void>(const std::string& tree, const std::string& out)>;
+// A small file copied into the container at `destination` (CRI's /etc/hosts, resolv.conf,
+// hostname bind mounts): at most 64 KiB, 16 a container.
+struct FileConfig {
+  std::string destination;
+  std::string data;
+  bool read_only = false;
+};
 
 struct SandboxConfig {
   std::string id;                         // names the state dir and the VM
@@ -57,9 +64,18 @@ struct SandboxConfig {
   bool exec_allowed = true;
   bool auto_remove = false;
   uint64_t writable_tmpfs_bytes = 0;      // 0: agent default
-  std::vector<VolumeConfig> volumes;      // read-only; needs pack_volume
+  std::vector<VolumeConfig> volumes;      // qemu and libvirt drivers (virtio-9p)
   std::vector<SecretConfig> secrets;
-  VolumePacker pack_volume;
+  std::vector<FileConfig> files;
+  uint32_t disk_slots = 0;                // pods: room for that many addContainer rootfs disks
+};
+
+// Pods: another container in a running sandbox's VM (addContainer).
+struct ContainerConfig {
+  std::string id;                         // the container's id in the agent
+  std::filesystem::path rootfs_image;     // read-only EROFS image, at most kDiskSlotBytes
+  nlohmann::json oci_spec;                // namespaces with a path join the sandbox container's
+  std::vector<FileConfig> files;
 };
 
 // Makes the driver `name` (builtin, qemu, libvirt; not "auto": resolve it first).
@@ -85,7 +101,17 @@ class Sandbox {
   [[nodiscard]] Vm& vm() { return *vm_; }
 
   // Waits for the container's init process; the VM dying first is an error naming why.
-  [[nodiscard]] Result<int> waitInit();
+  [[nodiscard]] Result<int> waitInit() { return waitContainer(containerId()); }
+  // Waits for the init process of `container_id` (this sandbox's or an added one).
+  [[nodiscard]] Result<int> waitContainer(const std::string& container_id);
+
+  // Pods: creates and starts a further container in the VM. Its rootfs image goes into a free
+  // disk slot (SandboxConfig::disk_slots); the agent joins it to the sandbox container's
+  // namespaces as its spec says. On error nothing of it is left in the VM. Thread-safe.
+  [[nodiscard]] Result<void> addContainer(const ContainerConfig& container);
+  // Pods: removes an added container whose processes have exited (the agent unmounts its
+  // rootfs) and frees its disk slot. Thread-safe.
+  [[nodiscard]] Result<void> removeContainer(const std::string& container_id);
   // Records the final state and stops the VM (the guest is not asked: it is disposable).
   void finish(int exit_code, const std::string& error = "");
 
@@ -102,7 +128,9 @@ class Sandbox {
   std::unique_ptr<Vm> vm_;
   std::shared_ptr<AgentClient> agent_;
   std::unique_ptr<AgentProxy> proxy_;
-  bool finished_ = false;
+  std::atomic<bool> finished_{false};
+  std::mutex containers_mutex_;
+  std::map<std::string, std::string> container_disks_;  // added container id -> slot serial
 };
 
 }  // namespace nv::runtime

@@ -53,6 +53,20 @@ Result<void> VmSpec::validate() const {
                   "disk serial '" + disk.serial + "' must be 1-20 characters of [A-Za-z0-9_-]");
     }
   }
+  if (disk_slots > kMaxDiskSlots) {
+    return fail(Errc::kInvalidArgument, "at most " + std::to_string(kMaxDiskSlots) +
+                                            " disk slots, got " + std::to_string(disk_slots));
+  }
+  for (const auto& share : shares) {
+    if (!share.host_dir.is_absolute() || !std::filesystem::is_directory(share.host_dir)) {
+      return fail(Errc::kNotFound,
+                  "shared directory " + share.host_dir.string() + " is not an existing directory");
+    }
+    if (!isSafeName(share.tag, 20) || share.tag.find('.') != std::string::npos) {
+      return fail(Errc::kInvalidArgument,
+                  "share tag '" + share.tag + "' must be 1-20 characters of [A-Za-z0-9_-]");
+    }
+  }
   return {};
 }
 

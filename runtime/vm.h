@@ -23,6 +23,14 @@ struct DiskSpec {
   bool read_only = true;
 };
 
+// A host directory shared with the guest over virtio-9p (9P2000.L); the guest mounts it by
+// `tag`. The VMM serves it live: guest writes land in host_dir, host changes are seen at once.
+struct ShareSpec {
+  std::filesystem::path host_dir;  // absolute, an existing directory
+  std::string tag;                 // the 9p mount tag, ≤ 20 bytes, [A-Za-z0-9_-]
+  bool read_only = true;
+};
+
 // Everything a driver needs to start a VM. Plain data; validate() checks it.
 struct VmSpec {
   std::string id;                       // sandbox id, [A-Za-z0-9_.-], ≤ 64 chars
@@ -34,7 +42,11 @@ struct VmSpec {
   uint32_t cpus = 1;
   uint64_t memory_mib = 256;
   std::vector<DiskSpec> disks;
-  bool pci = false;                     // machine with PCI hotplug (pods) instead of microvm
+  std::vector<ShareSpec> shares;        // volumes; not every driver has virtio-9p
+  bool pci = false;                     // machine `pc` with PCI instead of microvm
+  // Pods: empty disk slots that attachDisk fills while the VM runs (serials slot0, slot1, ...).
+  // The guest sees each as a kDiskSlotBytes disk from boot on.
+  uint32_t disk_slots = 0;
 
   [[nodiscard]] Result<void> validate() const;
 };
@@ -44,6 +56,9 @@ struct VmStats {
   uint64_t vmm_cpu_usec = 0;
 };
 
+inline constexpr uint32_t kMaxDiskSlots = 16;
+inline constexpr uint64_t kDiskSlotBytes = uint64_t{64} << 30;  // guest capacity of a slot
+
 // A running VM. Owned by the process that created it; destroying it kills the VM.
 class Vm {
  public:
@@ -52,8 +67,19 @@ class Vm {
   [[nodiscard]] virtual std::filesystem::path agentSocket() const = 0;
   // Host pid of the VMM process (QEMU or nanovisor-vmm).
   [[nodiscard]] virtual pid_t vmmPid() const = 0;
-  // Adds a disk while the VM runs (pods: one rootfs per container).
-  [[nodiscard]] virtual Result<void> addDisk(const DiskSpec& disk) = 0;
+  // Pods: puts the read-only disk image `image` (at most kDiskSlotBytes) into a free disk
+  // slot of the running VM and returns the serial the guest finds it by. The guest must drop
+  // the slot's page cache (BLKFLSBUF) before reading it. Thread-safe.
+  [[nodiscard]] virtual Result<std::string> attachDisk(const std::filesystem::path& image) {
+    (void)image;
+    return fail(Errc::kUnsupported,
+                "this hypervisor driver cannot add disks to a running VM (pods need the qemu "
+                "driver)");
+  }
+  // Empties the slot `serial` again (its container is gone). Thread-safe.
+  [[nodiscard]] virtual Result<void> detachDisk(const std::string& serial) {
+    return fail(Errc::kUnsupported, "no disk slot " + serial + " in this VM");
+  }
   // Waits for the VMM to exit by itself (the guest rebooted or crashed). Errc::kTimeout if not.
   [[nodiscard]] virtual Result<void> wait(std::chrono::milliseconds timeout) = 0;
   // Stops the VM now without waiting for the guest; idempotent.

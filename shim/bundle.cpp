@@ -2,6 +2,9 @@
 #include "shim/bundle.h"
 
 #include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "runtime/oci_spec.h"
@@ -145,6 +148,102 @@ Result<void> checkUpdateResources(const std::string& type_url, const std::string
   return fail(Errc::kUnsupported,
               "update: changing a running container's resources is not supported by nanovisor "
               "yet (the guest agent has no update call); recreate the container with new limits");
+}
+
+namespace {
+
+std::string annotation(const nlohmann::json& bundle_spec, const char* key) {
+  const auto annotations = bundle_spec.value("annotations", nlohmann::json::object());
+  if (!annotations.is_object()) return {};
+  auto it = annotations.find(key);
+  return it != annotations.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+uint64_t annotationNumber(const nlohmann::json& bundle_spec, const char* key) {
+  const std::string text = annotation(bundle_spec, key);
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size() ? value : 0;
+}
+
+}  // namespace
+
+PodRole podRole(const nlohmann::json& bundle_spec, const std::string& task_id) {
+  const std::string type = annotation(bundle_spec, "io.kubernetes.cri.container-type");
+  const std::string sandbox_id = annotation(bundle_spec, "io.kubernetes.cri.sandbox-id");
+  PodRole role;
+  if (type == "sandbox") {
+    role.sandbox = true;
+  } else if (type == "container" && !sandbox_id.empty() && sandbox_id != task_id) {
+    role.sandbox_id = sandbox_id;
+  }
+  return role;
+}
+
+std::string shimGroup(const nlohmann::json& bundle_spec, const std::string& task_id) {
+  const PodRole role = podRole(bundle_spec, task_id);
+  return role.member() ? role.sandbox_id : task_id;
+}
+
+PodResources podResources(const nlohmann::json& bundle_spec) {
+  PodResources out;
+  out.memory_limit_bytes = annotationNumber(bundle_spec, "io.kubernetes.cri.sandbox-memory");
+  const uint64_t quota = annotationNumber(bundle_spec, "io.kubernetes.cri.sandbox-cpu-quota");
+  const uint64_t period = annotationNumber(bundle_spec, "io.kubernetes.cri.sandbox-cpu-period");
+  if (quota > 0 && period > 0) out.cpus = static_cast<double>(quota) / static_cast<double>(period);
+  return out;
+}
+
+void joinPodNamespaces(const nlohmann::json& bundle_spec, nlohmann::json& oci_spec) {
+  const auto joined = bundle_spec.value("/linux/namespaces"_json_pointer, nlohmann::json());
+  if (!joined.is_array()) return;
+  auto& namespaces = oci_spec["linux"]["namespaces"];
+  for (const auto& ns : joined) {
+    if (!ns.is_object()) continue;
+    const std::string type = ns.value("type", "");
+    const std::string path = ns.value("path", "");
+    if (path.empty() || (type != "pid" && type != "ipc" && type != "uts" && type != "network")) {
+      continue;
+    }
+    bool replaced = false;
+    for (auto& own : namespaces) {
+      if (own.value("type", "") == type) {
+        own["path"] = path;
+        replaced = true;
+      }
+    }
+    if (!replaced) namespaces.push_back({{"type", type}, {"path", path}});
+  }
+}
+
+Result<std::vector<runtime::FileConfig>> bindFileCopies(const nlohmann::json& bundle_spec) {
+  constexpr uintmax_t kMaxBytes = 64 << 10;
+  std::vector<runtime::FileConfig> out;
+  const auto mounts = bundle_spec.value("mounts", nlohmann::json::array());
+  if (!mounts.is_array()) return out;
+  for (const auto& m : mounts) {
+    if (!m.is_object()) continue;
+    const auto options = m.value("options", std::vector<std::string>{});
+    auto has = [&](const char* option) {
+      return std::find(options.begin(), options.end(), option) != options.end();
+    };
+    const std::string type = m.value("type", "");
+    if (type != "bind" && !has("bind") && !has("rbind")) continue;
+    const std::string source = m.value("source", "");
+    std::error_code ec;
+    if (source.empty() || !std::filesystem::is_regular_file(source, ec)) continue;
+    if (std::filesystem::file_size(source, ec) > kMaxBytes || ec) {
+      return fail(Errc::kTooLarge, "bind mount of " + source +
+                                       ": only files up to 64 KiB are copied into the VM");
+    }
+    std::ifstream in(source, std::ios::binary);
+    std::string data{std::istreambuf_iterator<char>(in), {}};
+    if (!in.good() && !in.eof()) return fail(Errc::kUnavailable, "cannot read " + source);
+    out.push_back({.destination = m.value("destination", ""),
+                   .data = std::move(data),
+                   .read_only = has("ro")});
+  }
+  return out;
 }
 
 uint64_t vmMemoryMib(uint64_t default_mib, uint64_t memory_limit_bytes) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "runtime/sandbox.h"
 
 namespace nv::shim {
 
@@ -58,6 +59,38 @@ struct BundleProcess {
 // kUnsupported naming why (the guest agent cannot change a running container's limits yet).
 [[nodiscard]] Result<void> checkUpdateResources(const std::string& type_url,
                                                 const std::string& value);
+
+// A task's place in a Kubernetes pod, from CRI's config.json annotations
+// (io.kubernetes.cri.container-type, io.kubernetes.cri.sandbox-id).
+struct PodRole {
+  bool sandbox = false;        // the pod's sandbox (pause) container: it creates the pod's VM
+  std::string sandbox_id;      // a member container: the sandbox's task id (empty otherwise)
+  [[nodiscard]] bool member() const { return !sandbox_id.empty(); }
+};
+[[nodiscard]] PodRole podRole(const nlohmann::json& bundle_spec, const std::string& task_id);
+
+// The shim's group key for `start`: a pod member's sandbox id, else the task id.
+[[nodiscard]] std::string shimGroup(const nlohmann::json& bundle_spec, const std::string& task_id);
+
+// Pod sizing for the VM, from the sandbox's annotations io.kubernetes.cri.sandbox-memory
+// (bytes), -cpu-quota and -cpu-period (kubelet >= 1.23 sends them); zeros when absent.
+struct PodResources {
+  double cpus = 0;
+  uint64_t memory_limit_bytes = 0;
+};
+[[nodiscard]] PodResources podResources(const nlohmann::json& bundle_spec);
+
+// A pod member's namespaces: where the bundle's spec joins a namespace by path (CRI points
+// pid, ipc, uts and network at the sandbox's), `oci_spec` joins it too; the guest agent
+// takes such a path as "the sandbox container's namespace of that type".
+void joinPodNamespaces(const nlohmann::json& bundle_spec, nlohmann::json& oci_spec);
+
+// The bundle's bind mounts of regular files (CRI's /etc/hosts, /etc/resolv.conf,
+// /etc/hostname, /dev/termination-log) as copies for the guest; read-only when the mount says
+// "ro". Directory binds are not carried (the VM cannot see host directories; CRI's /dev/shm is
+// the agent's). Errors: a file over 64 KiB or unreadable.
+[[nodiscard]] Result<std::vector<runtime::FileConfig>> bindFileCopies(
+    const nlohmann::json& bundle_spec);
 
 // The VM's memory: the configured default, or the container limit plus room for the guest
 // kernel and agent when that is larger (the CLI's rule).

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -19,7 +20,9 @@
 #include "common/logging.h"
 #include "common/syscall.h"
 #include "runtime/config.h"
+#include "runtime/qemu_driver.h"
 #include "runtime/state.h"
+#include "shim/bundle.h"
 #include "shim/events.h"
 #include "shim/task_service.h"
 
@@ -47,6 +50,45 @@ bool socketIsLive(const std::string& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return false;
   return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0;
+}
+
+// True while `pid` is a running shim daemon: not gone, not a zombie waiting to be reaped, and
+// not a reused pid.
+bool shimRuns(pid_t pid) {
+  if (pid <= 0) return false;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::ifstream stat_file(proc + "/stat");
+  const std::string stat{std::istreambuf_iterator<char>(stat_file), {}};
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  const char state = stat[paren + 2];
+  if (state == 'Z' || state == 'X') return false;
+  std::ifstream cmdline_file(proc + "/cmdline");
+  const std::string cmdline{std::istreambuf_iterator<char>(cmdline_file), {}};
+  return cmdline.find("containerd-shim-nanovisor-v2") != std::string::npos;
+}
+
+std::string readSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Removes the disk named in `record` (kOwnedRootfsFile) if it is one of the image store's
+// snapshot disks (<image_root>/rootfs/snapshots/<key>.erofs), and the record.
+void removeOwnedRootfs(const std::string& record, const std::filesystem::path& image_root,
+                       std::string& warnings) {
+  const std::filesystem::path disk = readSmallFile(record);
+  if (disk.empty()) return;
+  const auto snapshots = (image_root / "rootfs" / "snapshots").lexically_normal();
+  if (disk.lexically_normal().parent_path() != snapshots || disk.extension() != ".erofs") {
+    warnings += record + " names " + disk.string() + ", not a disk in " + snapshots.string() +
+                "; left alone\n";
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove(disk, ec);
+  if (ec) warnings += "remove " + disk.string() + ": " + ec.message() + "\n";
+  std::filesystem::remove(record, ec);
 }
 
 Result<runtime::RuntimeConfig> loadRuntimeConfig() {
@@ -113,7 +155,13 @@ int runStart(const ShimArgs& args, const std::string& self_exe) {
     std::fprintf(stderr, "containerd-shim-nanovisor-v2 start: %s\n", why.c_str());
     return 1;
   };
-  const std::string path = socketPath(args.address, args.namespace_name, args.id);
+  // A pod's containers share the shim (and VM) of its sandbox: the socket is the group's.
+  nlohmann::json spec;
+  if (std::ifstream in("config.json"); in) {
+    spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  }
+  const std::string group = spec.is_object() ? shimGroup(spec, args.id) : args.id;
+  const std::string path = socketPath(args.address, args.namespace_name, group);
   const std::string address = socketAddress(path);
   auto listener = bindSocket(path);
   if (!listener && listener.error().code() != makeErrorCode(Errc::kAlreadyExists)) {
@@ -165,23 +213,44 @@ int runDelete(const ShimArgs& args) {
       errno != ENOENT) {
     warnings += "umount " + bundle + "/rootfs: " + std::strerror(errno) + "\n";
   }
-  // A sandbox whose shim is gone: stop its VM and remove its state.
+  // The socket of the shim that served the task: a pod member's is its sandbox's (as `start`).
+  nlohmann::json spec;
+  if (std::ifstream in(bundle + "/config.json"); in) {
+    spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  }
+  const std::string group = spec.is_object() ? shimGroup(spec, args.id) : args.id;
+  const std::string path = socketPath(args.address, args.namespace_name, group);
+  // containerd runs `delete` after every disconnect, also while the shim lives on.
+  const bool shim_serves = socketIsLive(path);
+  cpb::DeleteResponse response;
+  // A sandbox whose shim is gone (killed, crashed): stop what is left of its VM, its host
+  // cgroup and jail, and remove its state. Only this task's sandbox; a live shim keeps its own.
   if (auto config = loadRuntimeConfig(); config) {
+    const std::string sandbox_id = sandboxIdFor(args.id);
     runtime::StateStore store(sandboxStateDir(config->state_dir, args.namespace_name));
-    if (auto state = store.load(sandboxIdFor(args.id)); state) {
-      const bool owner_alive = state->owner_pid > 0 && ::kill(state->owner_pid, 0) == 0;
-      if (!owner_alive) {
-        if (state->vmm_pid > 0) ::kill(state->vmm_pid, SIGKILL);
-        (void)store.remove(sandboxIdFor(args.id));
+    if (auto state = store.load(sandbox_id); state) {
+      if (state->vmm_pid > 0) response.set_pid(static_cast<uint32_t>(state->vmm_pid));
+      if (!shimRuns(state->owner_pid)) {
+        if (state->driver == "qemu") {
+          runtime::reapOrphanedQemu(store.dir(sandbox_id), sandbox_id, state->vmm_pid);
+        } else if (state->vmm_pid > 0) {
+          ::kill(state->vmm_pid, SIGKILL);
+        }
+        if (auto removed = store.remove(sandbox_id); !removed) {
+          warnings += removed.error().message() + "\n";
+        }
       }
+    }
+    // The rootfs disk built from this task's snapshot, if its shim died before Delete.
+    const std::string shim_pid = readSmallFile(bundle + "/shim.pid");
+    if (!shim_serves && !shimRuns(std::atoi(shim_pid.c_str()))) {
+      removeOwnedRootfs(bundle + "/" + kOwnedRootfsFile, config->image_root, warnings);
     }
   } else {
     warnings += config.error().message() + "\n";
   }
-  const std::string path = socketPath(args.address, args.namespace_name, args.id);
-  if (!socketIsLive(path)) ::unlink(path.c_str());
+  if (!shim_serves) ::unlink(path.c_str());
 
-  cpb::DeleteResponse response;
   response.set_exit_status(137);  // 128 + SIGKILL: what containerd's shims report here
   *response.mutable_exited_at() = nowTimestamp();
   const std::string bytes = response.SerializeAsString();
@@ -206,6 +275,12 @@ int runDaemon(const ShimArgs& args) {
   auto config = loadRuntimeConfig();
   if (!config) {
     logger->error("config: {}", config.error().message());
+    return 1;
+  }
+  // The listener handed over on fd 3 must not leak into the VMM or helpers this daemon
+  // starts: a copy held by a child keeps the socket "live" (connectable) after the daemon died.
+  if (::fcntl(3, F_SETFD, FD_CLOEXEC) != 0) {
+    logger->error("fd 3 (the listening socket from start): {}", std::strerror(errno));
     return 1;
   }
   // The socket to remove at exit is the one handed over on fd 3.

@@ -13,6 +13,11 @@
 
 namespace nv::shim {
 
+// The file in a task's bundle that names the EROFS rootfs disk the shim built from that task's
+// own snapshot (written by Create): `delete` removes that disk when the shim died before its
+// Delete could.
+inline constexpr const char* kOwnedRootfsFile = "nanovisor-rootfs";
+
 // Binds and listens on `path` (mode 0600; parent created 0700). A live socket (someone
 // accepts) is kAlreadyExists; a stale one left by a crashed shim is replaced.
 [[nodiscard]] Result<UniqueFd> bindSocket(const std::string& path);

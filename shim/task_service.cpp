@@ -15,6 +15,7 @@
 #include "images/rootfs.h"
 #include "images/store.h"
 #include "shim/bundle.h"
+#include "shim/daemon.h"
 #include "shim/metrics.h"
 #include "shim/options.h"
 
@@ -139,8 +140,12 @@ struct TaskService::Task {
   bool paused = false;
   bool closing = false;  // the init exited: no new exec may start
   runtime::SandboxConfig sandbox_config;
-  std::unique_ptr<runtime::Sandbox> sandbox;
-  std::thread oom_watcher;
+  // The VM: this task's own (a single container, or a pod's sandbox container), or, for a pod
+  // member, its sandbox task's (shared: the VM outlives whichever task goes first).
+  std::shared_ptr<runtime::Sandbox> sandbox;
+  bool pod_sandbox = false;     // the VM has disk slots for the pod's containers
+  std::string pod_id;           // a pod member: the sandbox task's id (empty otherwise)
+  std::thread oom_watcher;      // the VM owner's: the guest's OOM events for all its tasks
   bool oom_published = false;  // a /tasks/oom went out for this task
   // The EROFS disk built from this container's own snapshot (its upperdir makes the key
   // unique, so no other task can share it): removed with the task.
@@ -158,6 +163,7 @@ struct TaskService::Task {
     }
   }
 
+  [[nodiscard]] bool ownsVm() const { return pod_id.empty(); }
   [[nodiscard]] cpb::Status statusOf(const Proc& proc) const {
     return paused && proc.status == cpb::RUNNING ? cpb::PAUSED : proc.status;
   }
@@ -171,8 +177,10 @@ TaskService::~TaskService() {
   {
     std::lock_guard lifecycle(lifecycle_mutex_);
     std::lock_guard lock(mutex_);
-    if (task_ && task_->sandbox && task_->init.status == cpb::RUNNING) {
-      task_->sandbox->vm().kill();
+    for (auto& [id, task] : tasks_) {
+      if (task->ownsVm() && task->sandbox && task->init.status == cpb::RUNNING) {
+        task->sandbox->vm().kill();
+      }
     }
   }
   for (;;) {
@@ -184,7 +192,7 @@ TaskService::~TaskService() {
     if (workers.empty()) break;
     for (auto& t : workers) t.join();
   }
-  task_.reset();
+  tasks_.clear();
 }
 
 template <class F>
@@ -220,7 +228,8 @@ void TaskService::registerOn(ttrpc::Server& server) {
 
 TaskService::Task* TaskService::findLocked(const std::string& id, const std::string& exec_id,
                                            Responder& responder) {
-  if (!task_ || task_->id != id) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) {
     responder.fail({StatusCode::kNotFound, "task " + id + " not found"});
     return nullptr;
   }
@@ -228,13 +237,14 @@ TaskService::Task* TaskService::findLocked(const std::string& id, const std::str
     responder.fail({StatusCode::kNotFound, "exec " + exec_id + " not found"});
     return nullptr;
   }
-  return task_.get();
+  return it->second.get();
 }
 
 TaskService::Proc* TaskService::findProcLocked(const std::string& id, const std::string& exec_id,
-                                               Responder& responder) {
+                                               Responder& responder, Task** task_out) {
   Task* task = findLocked(id, "", responder);
   if (task == nullptr) return nullptr;
+  if (task_out != nullptr) *task_out = task;
   if (exec_id.empty()) return &task->init;
   auto it = task->execs.find(exec_id);
   if (it == task->execs.end()) {
@@ -244,8 +254,13 @@ TaskService::Proc* TaskService::findProcLocked(const std::string& id, const std:
   return it->second.get();
 }
 
+bool TaskService::aliveLocked(const Task* task) const {
+  auto it = tasks_.find(task->id);
+  return it != tasks_.end() && it->second.get() == task;
+}
+
 bool TaskService::runningLocked(const Task* task, Responder& responder, bool paused_ok) {
-  if (task_.get() != task) {
+  if (!aliveLocked(task)) {
     responder.fail({StatusCode::kNotFound, "task not found"});
     return false;
   }
@@ -266,12 +281,11 @@ void TaskService::create(Call call, Responder responder) {
   if (!parse(call, request, responder)) return;
   {
     std::lock_guard lock(mutex_);
-    if (task_ || creating_) {
-      responder.fail({StatusCode::kAlreadyExists,
-                      "this shim already runs a task; one container per shim for now"});
+    if (tasks_.count(request.id()) != 0 || creating_ids_.count(request.id()) != 0) {
+      responder.fail({StatusCode::kAlreadyExists, "task " + request.id() + " already exists"});
       return;
     }
-    creating_ = true;
+    creating_ids_.insert(request.id());
   }
   async([this, request = std::move(request), responder = std::move(responder)]() mutable {
     auto prepared = [&]() -> Result<std::unique_ptr<Task>> {
@@ -280,6 +294,22 @@ void TaskService::create(Call call, Responder responder) {
       if (!in) return fail(Errc::kNotFound, "cannot read " + spec_path);
       nlohmann::json spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
       if (spec.is_discarded()) return fail(Errc::kInvalidArgument, spec_path + " is not JSON");
+      const PodRole pod = podRole(spec, request.id());
+      std::shared_ptr<runtime::Sandbox> pod_vm;
+      uint64_t pod_memory_mib = 0;
+      if (pod.member()) {
+        std::lock_guard lock(mutex_);
+        auto it = tasks_.find(pod.sandbox_id);
+        if (it == tasks_.end() || !it->second->pod_sandbox) {
+          return fail(Errc::kNotFound, "pod sandbox " + pod.sandbox_id +
+                                           " is not served by this shim (start it first)");
+        }
+        if (!it->second->sandbox || it->second->init.status != cpb::RUNNING) {
+          return fail(Errc::kUnavailable, "pod sandbox " + pod.sandbox_id + " is not running");
+        }
+        pod_vm = it->second->sandbox;
+        pod_memory_mib = it->second->sandbox_config.memory_mib;
+      }
       std::vector<MountSpec> mounts;
       for (const auto& m : request.rootfs()) {
         mounts.push_back({m.type(), m.source(), {m.options().begin(), m.options().end()}});
@@ -296,7 +326,11 @@ void TaskService::create(Call call, Responder responder) {
       task->init.stdout_path = request.stdout();
       task->init.stderr_path = request.stderr();
       task->init.terminal = request.terminal();
-      if (!dirs.upperdir.empty()) task->owned_rootfs_image = rootfs;
+      if (!dirs.upperdir.empty()) {
+        task->owned_rootfs_image = rootfs;
+        // `delete` removes it if this shim dies before Delete (shim/daemon.cpp runDelete).
+        NV_TRY(writeFileAtomic(request.bundle(), kOwnedRootfsFile, rootfs));
+      }
       auto& sb = task->sandbox_config;
       sb.id = sandboxIdFor(request.id());  // short: the VM's socket paths must fit
       sb.container_id = request.id();
@@ -305,28 +339,42 @@ void TaskService::create(Call call, Responder responder) {
       sb.rootfs_image = rootfs;
       sb.oci_spec = std::move(process.oci_spec);
       sb.hostname = process.hostname;
-      sb.cpus = process.cpus > 0 ? static_cast<uint32_t>(std::ceil(process.cpus))
-                                 : options_.runtime.cpus;
-      sb.memory_mib = vmMemoryMib(options_.runtime.memory_mib, process.memory_limit_bytes);
       sb.auto_remove = true;
+      NV_ASSIGN_OR_RETURN(sb.files, bindFileCopies(spec));
+      if (pod.member()) {
+        task->pod_id = pod.sandbox_id;
+        task->sandbox = std::move(pod_vm);
+        sb.memory_mib = pod_memory_mib;
+        joinPodNamespaces(spec, sb.oci_spec);
+      } else {
+        const auto pod_size = podResources(spec);
+        const double cpus = pod.sandbox ? pod_size.cpus : process.cpus;
+        sb.cpus = cpus > 0 ? static_cast<uint32_t>(std::ceil(cpus)) : options_.runtime.cpus;
+        sb.memory_mib = vmMemoryMib(options_.runtime.memory_mib,
+                                    pod.sandbox ? pod_size.memory_limit_bytes
+                                                : process.memory_limit_bytes);
+        task->pod_sandbox = pod.sandbox;
+        if (pod.sandbox) sb.disk_slots = kPodDiskSlots;
+      }
       return task;
     }();
     std::lock_guard lock(mutex_);
-    creating_ = false;
+    creating_ids_.erase(request.id());
     if (!prepared) {
       log::get("shim")->error("create {}: {}", request.id(), prepared.error().message());
       failWith(responder, prepared.error());
       return;
     }
-    task_ = std::move(*prepared);
+    Task& task = **prepared;
+    tasks_[task.id] = std::move(*prepared);
     cpb::TaskCreate event;
-    event.set_container_id(task_->id);
-    event.set_bundle(task_->bundle);
+    event.set_container_id(task.id);
+    event.set_bundle(task.bundle);
     *event.mutable_rootfs() = request.rootfs();
-    event.mutable_io()->set_stdin(task_->init.stdin_path);
-    event.mutable_io()->set_stdout(task_->init.stdout_path);
-    event.mutable_io()->set_stderr(task_->init.stderr_path);
-    event.mutable_io()->set_terminal(task_->init.terminal);
+    event.mutable_io()->set_stdin(task.init.stdin_path);
+    event.mutable_io()->set_stdout(task.init.stdout_path);
+    event.mutable_io()->set_stderr(task.init.stderr_path);
+    event.mutable_io()->set_terminal(task.init.terminal);
     events_.publish("/tasks/create", "containerd.events.TaskCreate", event);
     cpb::CreateTaskResponse response;  // pid 0 until started (ctr deletes CREATED tasks only then)
     responder.reply(response.SerializeAsString());
@@ -340,9 +388,8 @@ void TaskService::start(Call call, Responder responder) {
   Proc* proc = nullptr;
   {
     std::lock_guard lock(mutex_);
-    proc = findProcLocked(request.id(), request.exec_id(), responder);
+    proc = findProcLocked(request.id(), request.exec_id(), responder, &task);
     if (proc == nullptr) return;
-    task = task_.get();
     if (proc->status != cpb::CREATED || proc->starting) {
       responder.fail({StatusCode::kFailedPrecondition,
                       "process " + (request.exec_id().empty() ? task->id : request.exec_id()) +
@@ -360,11 +407,25 @@ void TaskService::start(Call call, Responder responder) {
   }
   async([this, task, responder = std::move(responder)]() mutable {
     auto started = [&]() -> Result<uint32_t> {
-      NV_ASSIGN_OR_RETURN(auto sandbox,
-                          runtime::Sandbox::start(options_.runtime,
-                                                  runtime::StateStore(options_.sandbox_state_dir),
-                                                  task->sandbox_config));
-      NV_TRY(task->init.startStdio(sandbox->agent(), task->id));
+      std::shared_ptr<runtime::Sandbox> sandbox;
+      if (task->ownsVm()) {
+        NV_ASSIGN_OR_RETURN(sandbox,
+                            runtime::Sandbox::start(options_.runtime,
+                                                    runtime::StateStore(options_.sandbox_state_dir),
+                                                    task->sandbox_config));
+      } else {
+        sandbox = task->sandbox;  // the pod's VM: this container goes into it
+        NV_TRY(sandbox->addContainer({.id = task->id,
+                                      .rootfs_image = task->sandbox_config.rootfs_image,
+                                      .oci_spec = task->sandbox_config.oci_spec,
+                                      .files = task->sandbox_config.files}));
+      }
+      if (auto stdio = task->init.startStdio(sandbox->agent(), task->id); !stdio) {
+        if (!task->ownsVm()) (void)sandbox->removeContainer(task->id);
+        return tl::unexpected(stdio.error());
+      }
+      // Every task of a VM reports the VMM's pid (as Kata does): its /proc/<pid>/ns paths are
+      // real, and containerd's cleanup finds a live process while the VM runs.
       const auto pid = static_cast<uint32_t>(sandbox->vm().vmmPid());
       std::lock_guard lock(mutex_);
       task->sandbox = std::move(sandbox);
@@ -385,21 +446,26 @@ void TaskService::start(Call call, Responder responder) {
       failWith(responder, started.error());
       return;
     }
-    // The guest's OOM kills become /tasks/oom events (CRI sets reason OOMKilled from them).
-    runtime::AgentClient& agent = task->sandbox->agent();
-    task->oom_watcher = std::thread([this, task, &agent] {
-      for (;;) {
-        auto oom = agent.call<nanovisor::agent::v1::GetOOMEventResponse>(
-            "GetOOMEvent", nanovisor::agent::v1::GetOOMEventRequest(), std::chrono::hours(24 * 365));
-        if (!oom) return;  // the agent connection closed: the task is ending
-        if (oom->container_id() != task->id) continue;
-        std::lock_guard lock(mutex_);
-        task->oom_published = true;
-        cpb::TaskOOM event;
-        event.set_container_id(task->id);
-        events_.publish("/tasks/oom", "containerd.events.TaskOOM", event);
-      }
-    });
+    if (task->ownsVm()) {
+      // The guest's OOM kills become /tasks/oom events (CRI sets reason OOMKilled from them),
+      // for whichever of the VM's tasks the event names.
+      runtime::AgentClient& agent = task->sandbox->agent();
+      task->oom_watcher = std::thread([this, &agent] {
+        for (;;) {
+          auto oom = agent.call<nanovisor::agent::v1::GetOOMEventResponse>(
+              "GetOOMEvent", nanovisor::agent::v1::GetOOMEventRequest(),
+              std::chrono::hours(24 * 365));
+          if (!oom) return;  // the agent connection closed: the VM is ending
+          std::lock_guard lock(mutex_);
+          auto it = tasks_.find(oom->container_id());
+          if (it == tasks_.end()) continue;
+          it->second->oom_published = true;
+          cpb::TaskOOM event;
+          event.set_container_id(it->first);
+          events_.publish("/tasks/oom", "containerd.events.TaskOOM", event);
+        }
+      });
+    }
     cpb::StartResponse response;
     response.set_pid(*started);
     responder.reply(response.SerializeAsString());
@@ -407,7 +473,7 @@ void TaskService::start(Call call, Responder responder) {
       std::lock_guard lifecycle(lifecycle_mutex_);
       task->sandbox->vm().kill();
     }
-    watchInit();
+    watchInit(task);
   });
 }
 
@@ -419,7 +485,7 @@ void TaskService::startExec(Task* task, Proc* proc, Responder responder) {
   auto started = [&]() -> Result<uint32_t> {
     {
       std::lock_guard lock(mutex_);
-      if (task_.get() != task || task->closing || task->init.status != cpb::RUNNING) {
+      if (!aliveLocked(task) || task->closing || task->init.status != cpb::RUNNING) {
         return fail(Errc::kNotFound, "task " + task->id + " is not running");
       }
     }
@@ -478,17 +544,12 @@ void TaskService::watchExec(Task* task, Proc* proc) {
     log::get("shim")->error("exec {} in {}: {}", proc->exec_id, task->id,
                             done.error().message());
   }
-  markExited(*proc, code);
+  markExited(*task, *proc, code);
 }
 
-void TaskService::watchInit() {
+void TaskService::watchInit(Task* task) {
   namespace agentpb = nanovisor::agent::v1;
-  Task* task = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    task = task_.get();
-  }
-  auto status = task->sandbox->waitInit();
+  auto status = task->sandbox->waitContainer(task->id);
   task->init.finishStdio();
   // No exec starts from now on; the running ones end with the container (killed if the init's
   // exit did not take them along) and are waited for before the agent connection goes.
@@ -529,8 +590,6 @@ void TaskService::watchInit() {
       events_.publish("/tasks/oom", "containerd.events.TaskOOM", event);
     }
   }
-  task->sandbox->agent().close();  // ends the OOM watcher's call
-  if (task->oom_watcher.joinable()) task->oom_watcher.join();
   uint32_t code = 255;
   std::string error;
   if (status) {
@@ -539,14 +598,23 @@ void TaskService::watchInit() {
     error = status.error().message();
     log::get("shim")->error("task {}: {}", task->id, error);
   }
-  {
+  if (task->ownsVm()) {
+    // The VM goes with its first container: a pod's other containers end with it.
+    task->sandbox->agent().close();  // ends the OOM watcher's call
+    if (task->oom_watcher.joinable()) task->oom_watcher.join();
     std::lock_guard lifecycle(lifecycle_mutex_);
     task->sandbox->finish(static_cast<int>(code), error);
+  } else if (status) {
+    // A pod member: its rootfs is unmounted in the guest and its disk slot freed.
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    if (auto removed = task->sandbox->removeContainer(task->id); !removed) {
+      log::get("shim")->warn("removing {} from its pod: {}", task->id, removed.error().message());
+    }
   }
-  markExited(task->init, code);
+  markExited(*task, task->init, code);
 }
 
-void TaskService::markExited(Proc& proc, uint32_t exit_status) {
+void TaskService::markExited(const Task& task, Proc& proc, uint32_t exit_status) {
   std::vector<Responder> waiters;
   cpb::WaitResponse response;
   {
@@ -556,8 +624,8 @@ void TaskService::markExited(Proc& proc, uint32_t exit_status) {
     proc.exited_at = nowTimestamp();
     waiters.swap(proc.waiters);
     cpb::TaskExit event;
-    event.set_container_id(task_->id);
-    event.set_id(proc.exec_id.empty() ? task_->id : proc.exec_id);
+    event.set_container_id(task.id);
+    event.set_id(proc.exec_id.empty() ? task.id : proc.exec_id);
     event.set_pid(proc.pid);
     event.set_exit_status(exit_status);
     *event.mutable_exited_at() = proc.exited_at;
@@ -573,9 +641,10 @@ void TaskService::state(Call call, Responder responder) {
   cpb::StateRequest request;
   if (!parse(call, request, responder)) return;
   std::lock_guard lock(mutex_);
-  Proc* proc = findProcLocked(request.id(), request.exec_id(), responder);
+  Task* found = nullptr;
+  Proc* proc = findProcLocked(request.id(), request.exec_id(), responder, &found);
   if (proc == nullptr) return;
-  const Task& task = *task_;
+  const Task& task = *found;
   cpb::StateResponse response;
   response.set_id(proc->exec_id.empty() ? task.id : proc->exec_id);
   response.set_exec_id(proc->exec_id);
@@ -631,9 +700,8 @@ void TaskService::kill(Call call, Responder responder) {
   Proc* proc = nullptr;
   {
     std::lock_guard lock(mutex_);
-    proc = findProcLocked(request.id(), request.exec_id(), responder);
+    proc = findProcLocked(request.id(), request.exec_id(), responder, &task);
     if (proc == nullptr) return;
-    task = task_.get();
     if (proc->status == cpb::STOPPED) {
       responder.fail({StatusCode::kNotFound, "process already finished"});
       return;
@@ -645,7 +713,7 @@ void TaskService::kill(Call call, Responder responder) {
   }
   if (proc->status == cpb::CREATED) {
     // Never started: it moves to STOPPED as runc's does, so containerd can delete it.
-    markExited(*proc, 128u + static_cast<uint32_t>(sig));
+    markExited(*task, *proc, 128u + static_cast<uint32_t>(sig));
     responder.reply("");
     return;
   }
@@ -653,7 +721,7 @@ void TaskService::kill(Call call, Responder responder) {
     std::lock_guard lifecycle(lifecycle_mutex_);
     {
       std::lock_guard lock(mutex_);
-      if (task_.get() != task || proc->status == cpb::STOPPED || !task->sandbox ||
+      if (!aliveLocked(task) || proc->status == cpb::STOPPED || !task->sandbox ||
           task->init.status == cpb::STOPPED) {
         responder.fail({StatusCode::kNotFound, "process already finished"});
         return;
@@ -687,11 +755,12 @@ void TaskService::remove(Call call, Responder responder) {
   cpb::DeleteResponse response;
   {
     std::lock_guard lock(mutex_);
-    Proc* proc = findProcLocked(request.id(), request.exec_id(), responder);
+    Task* task = nullptr;
+    Proc* proc = findProcLocked(request.id(), request.exec_id(), responder, &task);
     if (proc == nullptr) return;
     if (proc->status == cpb::RUNNING || proc->starting) {
       responder.fail({StatusCode::kFailedPrecondition,
-                      "process " + (proc->exec_id.empty() ? task_->id : proc->exec_id) +
+                      "process " + (proc->exec_id.empty() ? task->id : proc->exec_id) +
                           " is running; kill it first"});
       return;
     }
@@ -700,18 +769,20 @@ void TaskService::remove(Call call, Responder responder) {
     response.set_exit_status(proc->exit_status);
     *response.mutable_exited_at() = proc->exited_at;
     cpb::TaskDelete event;
-    event.set_container_id(task_->id);
+    event.set_container_id(task->id);
     event.set_id(proc->exec_id);
     event.set_pid(proc->pid);
     event.set_exit_status(proc->exit_status);
     *event.mutable_exited_at() = proc->exited_at;
     events_.publish("/tasks/delete", "containerd.events.TaskDelete", event);
     if (proc->exec_id.empty()) {
-      gone_task = std::move(task_);
+      auto it = tasks_.find(task->id);
+      gone_task = std::move(it->second);
+      tasks_.erase(it);
     } else {
-      auto it = task_->execs.find(proc->exec_id);
+      auto it = task->execs.find(proc->exec_id);
       gone_exec = std::move(it->second);
-      task_->execs.erase(it);
+      task->execs.erase(it);
     }
   }
   responder.reply(response.SerializeAsString());
@@ -778,7 +849,9 @@ void TaskService::connect(Call call, Responder responder) {
   std::lock_guard lock(mutex_);
   cpb::ConnectResponse response;
   response.set_shim_pid(static_cast<uint32_t>(::getpid()));
-  if (task_ && task_->id == request.id()) response.set_task_pid(task_->init.pid);
+  if (auto it = tasks_.find(request.id()); it != tasks_.end()) {
+    response.set_task_pid(it->second->init.pid);
+  }
   responder.reply(response.SerializeAsString());
 }
 
@@ -788,7 +861,7 @@ void TaskService::shutdown(Call call, Responder responder) {
   bool exit_now = false;
   {
     std::lock_guard lock(mutex_);
-    exit_now = !task_ && !creating_;
+    exit_now = tasks_.empty() && creating_ids_.empty();
   }
   responder.reply("");
   if (exit_now && options_.on_shutdown) options_.on_shutdown();
@@ -847,9 +920,8 @@ void TaskService::resizePty(Call call, Responder responder) {
   Task* task = nullptr;
   {
     std::lock_guard lock(mutex_);
-    Proc* proc = findProcLocked(request.id(), request.exec_id(), responder);
+    Proc* proc = findProcLocked(request.id(), request.exec_id(), responder, &task);
     if (proc == nullptr) return;
-    task = task_.get();
     if (!proc->terminal) {
       responder.fail({StatusCode::kFailedPrecondition, "the process has no terminal"});
       return;
@@ -916,6 +988,12 @@ void TaskService::pause(Call call, Responder responder) {
     std::lock_guard lock(mutex_);
     task = findLocked(request.id(), "", responder);
     if (task == nullptr || !runningLocked(task, responder)) return;
+    if (task->pod_sandbox || !task->ownsVm()) {
+      responder.fail({StatusCode::kUnimplemented,
+                      "nanovisor shim: pausing a pod's container is not supported (the VM is "
+                      "shared by the pod)"});
+      return;
+    }
   }
   async([this, task, responder = std::move(responder)]() mutable {
     std::lock_guard lifecycle(lifecycle_mutex_);

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -51,26 +52,37 @@ Result<std::unique_ptr<PrivateContainerd>> PrivateContainerd::start(const Option
          << "[debug]\n  level = \"debug\"\n"
          << options.extra_config;
   config.close();
+  c->bin_dir_ = options.bin_dir;
+  NV_TRY(c->launch());
+  return c;
+}
+
+Result<void> PrivateContainerd::launch() {
   // containerd hands its environment to the shims it starts: their sandboxes and rootfs disks
   // go under the temp dir too.
   const char* path = std::getenv("PATH");
   NV_ASSIGN_OR_RETURN(
       auto process,
       Subprocess::spawn(
-          {.argv = {"/usr/bin/containerd", "--config", c->root_ + "/config.toml"},
-           .extra_env = {"PATH=" + options.bin_dir + ":" + (path != nullptr ? path : "/usr/bin:/bin"),
-                         "NANOVISOR_STATE_DIR=" + c->root_ + "/nv-state",
-                         "NANOVISOR_IMAGE_ROOT=" + c->root_ + "/nv-images"},
-           .stdout_path = c->root_ + "/containerd.log",
+          {.argv = {"/usr/bin/containerd", "--config", root_ + "/config.toml"},
+           .extra_env = {"PATH=" + bin_dir_ + ":" + (path != nullptr ? path : "/usr/bin:/bin"),
+                         "NANOVISOR_STATE_DIR=" + root_ + "/nv-state",
+                         "NANOVISOR_IMAGE_ROOT=" + root_ + "/nv-images"},
+           .stdout_path = root_ + "/containerd.log",
            .stderr_path = "=stdout",
            .new_session = true,
            .die_with_parent = true}));
-  c->process_.emplace(std::move(process));
+  process_.emplace(std::move(process));
   for (int i = 0; i < 100; ++i) {
-    if (c->ctr({"version"}, 10000).exit_code == 0) return c;
+    if (ctr({"version"}, 10000).exit_code == 0) return {};
     std::this_thread::sleep_for(milliseconds(100));
   }
-  return fail(Errc::kUnavailable, "containerd did not come up: " + c->log());
+  return fail(Errc::kUnavailable, "containerd did not come up: " + log());
+}
+
+Result<void> PrivateContainerd::restart() {
+  if (!stop()) return fail(Errc::kTimeout, "containerd did not stop on SIGTERM within 20 s");
+  return launch();
 }
 
 PrivateContainerd::~PrivateContainerd() {
@@ -95,6 +107,37 @@ RunResult PrivateContainerd::ctr(const std::vector<std::string>& args, int timeo
   auto r = runCommand(argv, milliseconds(timeout_ms));
   if (!r) return {.exit_code = -1, .output = r.error().message()};
   return *r;
+}
+
+std::string shimSuiteMissing(const std::string& build) {
+  if (::geteuid() != 0) return "containerd needs root";
+  for (const char* tool : {"/usr/bin/containerd", "/usr/bin/ctr"}) {
+    if (::access(tool, X_OK) != 0) return std::string(tool) + " missing: apt-get install containerd";
+  }
+  const std::string shim = build + "/bin/containerd-shim-nanovisor-v2";
+  if (::access(shim.c_str(), X_OK) != 0) return shim + " not built";
+  const std::string share = build + "/share/nanovisor/";
+  for (const char* f : {"vmlinux", "initramfs.cpio.gz"}) {
+    if (::access((share + f).c_str(), R_OK) != 0) {
+      return share + f + " missing: run 'make kernel initramfs'";
+    }
+  }
+  const std::string tar = build + "/images/busybox-oci.tar";
+  if (::access(tar.c_str(), R_OK) != 0) return tar + " missing: run 'make images'";
+  if (::access("/dev/kvm", R_OK | W_OK) != 0 &&
+      ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) {
+    return "neither /dev/kvm nor qemu-system-x86_64: no way to run a VM here";
+  }
+  return "";
+}
+
+Result<std::string> PrivateContainerd::importBusybox(const std::string& build) const {
+  auto imported = ctr({"images", "import", build + "/images/busybox-oci.tar"}, 120000);
+  if (imported.exit_code != 0) return fail(Errc::kUnavailable, "ctr images import: " + imported.output);
+  auto listed = ctr({"images", "ls", "-q"}, 10000);
+  const std::string image = listed.output.substr(0, listed.output.find('\n'));
+  if (image.empty()) return fail(Errc::kNotFound, "no image after import: " + listed.output);
+  return image;
 }
 
 }  // namespace nv::test

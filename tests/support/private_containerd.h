@@ -19,6 +19,10 @@ std::string readFile(const std::string& path);
 // Pids of processes whose command line contains `needle`.
 std::vector<pid_t> processesMatching(const std::string& needle);
 
+// Why the shim's ctr suites cannot run here, "" when they can: root, containerd and ctr, the
+// shim in <build>/bin, the guest kernel and initramfs, the busybox image, a way to run a VM.
+[[nodiscard]] std::string shimSuiteMissing(const std::string& build);
+
 class PrivateContainerd {
  public:
   struct Options {
@@ -37,8 +41,14 @@ class PrivateContainerd {
   // `ctr --address <socket> [-n namespace] args...`, stdout+stderr.
   [[nodiscard]] RunResult ctr(const std::vector<std::string>& args, int timeout_ms = 60000,
                               const std::string& ns = "") const;
+  // `ctr images import` of <build>/images/busybox-oci.tar; returns the image's name.
+  [[nodiscard]] Result<std::string> importBusybox(const std::string& build) const;
   // SIGTERM and wait; false when it did not stop within 20 s.
   bool stop();
+  // stop(), then start containerd again with the same root, state, socket and config (the
+  // shims it started keep running and are reloaded from its state dir); waits until it
+  // answers `ctr version`.
+  [[nodiscard]] Result<void> restart();
 
   [[nodiscard]] const std::string& root() const { return root_; }
   [[nodiscard]] const std::string& socket() const { return socket_; }
@@ -48,6 +58,9 @@ class PrivateContainerd {
 
  private:
   PrivateContainerd() = default;
+  // Spawns containerd with the config under root_ and waits until it answers.
+  [[nodiscard]] Result<void> launch();
+  std::string bin_dir_;
   std::string root_;
   std::string socket_;
   std::optional<Subprocess> process_;

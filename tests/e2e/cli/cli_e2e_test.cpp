@@ -260,8 +260,16 @@ TEST_F(CliE2eTest, Detached_StartFailureIsOneLineAndNonZero) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }
 
+// The first line of a host file, or "<missing>".
+std::string firstLine(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string line = "<missing>";
+  if (in) std::getline(in, line);
+  return line;
+}
+
 TEST_F(CliE2eTest, Volume_ReadOnlyHostDirIsReadableNotWritable) {
-  const auto host = std::filesystem::path(env().root) / "vol";
+  const auto host = std::filesystem::path(env().root) / "vol-ro";
   std::filesystem::create_directories(host / "sub");
   std::ofstream(host / "sub" / "f.txt") << "from the host\n";
   auto r = nv("run --rm -v " + host.string() + ":/data:ro busybox sh -c "
@@ -272,15 +280,90 @@ TEST_F(CliE2eTest, Volume_ReadOnlyHostDirIsReadableNotWritable) {
   EXPECT_NE(r.output.find("write-refused"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("create-refused"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("Read-only file system"), std::string::npos) << r.output;
-  std::ifstream in(host / "sub" / "f.txt");
-  std::string line;
-  std::getline(in, line);
-  EXPECT_EQ(line, "from the host");
+  EXPECT_EQ(firstLine(host / "sub" / "f.txt"), "from the host");
   EXPECT_FALSE(std::filesystem::exists(host / "new"));
+}
 
-  auto writable = nv("run --rm -v " + host.string() + ":/data busybox true");
-  EXPECT_EQ(writable.exit_code, 125) << writable.output;
-  EXPECT_NE(writable.output.find("add :ro"), std::string::npos) << writable.output;
+TEST_F(CliE2eTest, Volume_ReadOnlyStaysReadOnlyForAContainerRootRemount) {
+  // Even a remount of the bind by the container's root cannot make it writable: the guest's
+  // 9p mount is read-only and QEMU serves it readonly=on.
+  const auto host = std::filesystem::path(env().root) / "vol-ro-remount";
+  std::filesystem::create_directories(host);
+  auto r = nv("run --rm -v " + host.string() + ":/data:ro busybox sh -c "
+              "'mount -o remount,rw /data 2>/dev/null; echo x > /data/planted'");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 125) << r.output;  // the workload failed, not nanovisor
+  EXPECT_FALSE(std::filesystem::exists(host / "planted"));
+}
+
+TEST_F(CliE2eTest, Volume_WritesLandOnTheHostOwnedByTheDirectorysOwner) {
+  const auto host = std::filesystem::path(env().root) / "vol-rw";
+  std::filesystem::create_directories(host);
+  std::ofstream(host / "old.txt") << "before\n";
+  auto r = nv("run --rm -v " + host.string() + " busybox true");  // no CTRDIR: refused
+  EXPECT_EQ(r.exit_code, 125) << r.output;
+  r = nv("run --rm -v " + host.string() + ":/data busybox sh -c "
+         "'cat /data/old.txt; echo from the guest > /data/new.txt; mkdir /data/d; "
+         "echo deep > /data/d/f; echo appended >> /data/old.txt; rm /data/old.txt.gone 2>/dev/null;"
+         " echo done'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "before\ndone\n");
+  EXPECT_EQ(firstLine(host / "new.txt"), "from the guest");
+  EXPECT_EQ(firstLine(host / "d" / "f"), "deep");
+  std::ifstream old(host / "old.txt");
+  const std::string all(std::istreambuf_iterator<char>(old), {});
+  EXPECT_EQ(all, "before\nappended\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((host / "new.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "the directory's owner (root), not the VMM's jail uid";
+  EXPECT_EQ(st.st_gid, 0u);
+  EXPECT_EQ(st.st_mode & 06000, 0u);
+}
+
+TEST_F(CliE2eTest, Volume_NonRootOwnedDirectory_FilesBelongToItsOwner) {
+  // uid/gid 4321 stand for the host user who owns the directory (no account needed).
+  const auto host = std::filesystem::path(env().root) / "vol-user";
+  std::filesystem::create_directories(host);
+  ASSERT_EQ(::chown(host.c_str(), 4321, 4321), 0);
+  auto r = nv("run --rm -v " + host.string() + ":/work:rw busybox sh -c "
+              "'echo mine > /work/f && mkdir /work/d && echo ok'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  struct stat st {};
+  ASSERT_EQ(::stat((host / "f").c_str(), &st), 0) << r.output;
+  EXPECT_EQ(st.st_uid, 4321u);
+  EXPECT_EQ(st.st_gid, 4321u);
+  ASSERT_EQ(::stat((host / "d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 4321u);
+  EXPECT_EQ(firstLine(host / "f"), "mine");
+}
+
+TEST_F(CliE2eTest, Volume_HostChangesAreSeenLiveByTheContainer) {
+  const auto host = std::filesystem::path(env().root) / "vol-live";
+  std::filesystem::create_directories(host);
+  std::ofstream(host / "f") << "one\n";
+  auto run = nv("run -d --name live -v " + host.string() + ":/data busybox sleep 600");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(nv("exec live cat /data/f").output, "one\n");
+  std::ofstream(host / "f", std::ios::trunc) << "two\n";
+  std::ofstream(host / "added") << "new file\n";
+  EXPECT_EQ(nv("exec live cat /data/f /data/added").output, "two\nnew file\n");
+  std::filesystem::remove(host / "added");
+  EXPECT_NE(nv("exec live cat /data/added").exit_code, 0);
+  auto write = nv("exec live sh -c 'echo three > /data/f'");
+  EXPECT_EQ(write.exit_code, 0) << write.output;
+  EXPECT_EQ(firstLine(host / "f"), "three");
+  EXPECT_EQ(nv("rm -f live").exit_code, 0);
+}
+
+TEST_F(CliE2eTest, Volume_UnknownModeOrMissingDir_OneLineError125) {
+  const auto host = std::filesystem::path(env().root) / "vol-bad";
+  std::filesystem::create_directories(host);
+  auto mode = nv("run --rm -v " + host.string() + ":/data:z busybox true");
+  EXPECT_EQ(mode.exit_code, 125) << mode.output;
+  EXPECT_NE(mode.output.find("unknown mode 'z'"), std::string::npos) << mode.output;
+  auto missing = nv("run --rm -v " + host.string() + "/nope:/data busybox true");
+  EXPECT_EQ(missing.exit_code, 125) << missing.output;
+  EXPECT_NE(missing.output.find("is not a directory"), std::string::npos) << missing.output;
 }
 
 TEST_F(CliE2eTest, TwoSandboxes_DoNotSeeEachOther) {
@@ -385,6 +468,23 @@ TEST_F(CliE2eTest, BadInput_OneLineErrorsAndNonZero) {
       milliseconds(60000));
   EXPECT_NE(libvirt_down->exit_code, 0);
   EXPECT_NE(libvirt_down->output.find("libvirtd -d"), std::string::npos) << libvirt_down->output;
+}
+
+TEST_F(CliE2eTest, Libvirt_VolumeWritableAndReadOnly) {
+  // libvirt's QEMU runs as libvirt-qemu: it writes where that user may (here, a 0777 dir).
+  const auto host = std::filesystem::path(env().root) / "vol-libvirt";
+  std::filesystem::create_directories(host);
+  ::chmod(host.c_str(), 0777);
+  std::ofstream(host / "in.txt") << "from the host\n";
+  auto r = nv("--hypervisor libvirt run --rm -v " + host.string() + ":/rw -v " + host.string() +
+              ":/ro:ro busybox sh -c 'cat /ro/in.txt; echo from libvirt > /rw/out.txt; "
+              "touch /ro/refused || echo ro-refused'");
+  if (r.output.find("not reachable") != std::string::npos) GTEST_SKIP() << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("from the host\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ro-refused"), std::string::npos) << r.output;
+  EXPECT_EQ(firstLine(host / "out.txt"), "from libvirt");
+  EXPECT_FALSE(std::filesystem::exists(host / "refused"));
 }
 
 TEST_F(CliE2eTest, Libvirt_RunEchoSmoke) {

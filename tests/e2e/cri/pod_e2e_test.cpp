@@ -2,13 +2,14 @@
 // A Kubernetes-style pod through containerd's CRI plugin, driven by our own CRI v1 client over
 // gRPC, the way kubelet drives it: RunPodSandbox, two containers sharing the pod's PID and IPC
 // namespaces, ExecSync, ContainerStatus, ContainerStats, StopContainer, StopPodSandbox,
-// RemovePodSandbox. The pod runs under the `runc` handler here: it proves the client and the
-// private containerd (pause image, CRI config) against the reference runtime.
+// RemovePodSandbox. The pod runs under `runc` (the reference: it proves the client and the
+// private containerd) and under `nanovisor`, where the whole pod is one VM.
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include <gtest/gtest.h>
@@ -151,6 +152,32 @@ class PodE2eTest : public ::testing::TestWithParam<const char*> {
   std::unique_ptr<CriClient> client_;
 };
 
+// QEMU processes descending from `ancestor` (a jailed QEMU is a grandchild).
+size_t qemuProcessesUnder(pid_t ancestor) {
+  auto parentOf = [](pid_t pid) -> pid_t {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("PPid:", 0) == 0) return static_cast<pid_t>(std::atoi(line.c_str() + 5));
+    }
+    return 0;
+  };
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(entry.path().filename().c_str()));
+    if (pid <= 0) continue;
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    if (!std::getline(comm, name) || name.rfind("qemu-system", 0) != 0) continue;
+    for (pid_t p = parentOf(pid); p > 1; p = parentOf(p)) {
+      if (p == ancestor) {
+        ++count;
+        break;
+      }
+    }
+  }
+  return count;
+}
+
 TEST_P(PodE2eTest, PodLifecycle_TwoContainersShareThePod) {
   auto& cri = *client_;
   auto version = CRI(cri, Version, cri::VersionRequest());
@@ -180,6 +207,13 @@ TEST_P(PodE2eTest, PodLifecycle_TwoContainersShareThePod) {
     ids.push_back(created->container_id());
   }
 
+  // One shim serves the pod; under nanovisor it runs one VM for all three containers.
+  const auto shims = env->containerd_->shims();
+  ASSERT_EQ(shims.size(), 1u) << "the pod's containers went to several shims";
+  if (handler == "nanovisor") {
+    EXPECT_EQ(qemuProcessesUnder(shims[0]), 1u);
+  }
+
   cri::ContainerStatusRequest status_request;
   status_request.set_container_id(ids[0]);
   auto status = CRI(cri, ContainerStatus, status_request);
@@ -199,6 +233,18 @@ TEST_P(PodE2eTest, PodLifecycle_TwoContainersShareThePod) {
   ASSERT_TRUE(execed) << execed.error().message();
   EXPECT_EQ(execed->exit_code(), 0) << execed->stderr();
   EXPECT_EQ(execed->stdout(), "from-c1\n1\n") << execed->stderr();
+
+  // CRI's host files reach the container (copies, under nanovisor).
+  cri::ExecSyncRequest hostname;
+  hostname.set_container_id(ids[1]);
+  hostname.add_cmd("cat");
+  hostname.add_cmd("/etc/hostname");
+  hostname.set_timeout(60);
+  auto named = CRI(cri, ExecSync, hostname);
+  ASSERT_TRUE(named) << named.error().message();
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof(host) - 1), 0);
+  EXPECT_EQ(named->stdout(), std::string(host) + "\n") << named->stderr();
 
   cri::ContainerStatsRequest stats_request;
   stats_request.set_container_id(ids[0]);
@@ -230,7 +276,7 @@ TEST_P(PodE2eTest, PodLifecycle_TwoContainersShareThePod) {
   EXPECT_FALSE(CRI(cri, PodSandboxStatus, gone)) << "the pod is still known after removal";
 }
 
-INSTANTIATE_TEST_SUITE_P(Handlers, PodE2eTest, ::testing::Values("runc"),
+INSTANTIATE_TEST_SUITE_P(Handlers, PodE2eTest, ::testing::Values("runc", "nanovisor"),
                          [](const auto& param_info) { return std::string(param_info.param); });
 
 }  // namespace

@@ -165,6 +165,51 @@ TEST_F(SecurityE2eTest, Jail_QemuIsSeccompedUnprivilegedAndInItsOwnNamespaces) {
   EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(pid) + "/status"));
 }
 
+// The per-mount options of the mount at `target` in a mountinfo text ("" when absent).
+std::string mountOptions(const std::string& mountinfo, const std::string& target) {
+  std::istringstream lines(mountinfo);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point, options;
+    fields >> id >> parent >> dev >> root >> point >> options;
+    if (point == target) return options;
+  }
+  return "";
+}
+
+TEST_F(SecurityE2eTest, Volume_JailedQemuGetsOnlyIdMappedNoexecBindsOfTheVolumes) {
+  const auto rw = std::filesystem::path(env().root) / "vol-rw";
+  const auto ro = std::filesystem::path(env().root) / "vol-ro";
+  std::filesystem::create_directories(rw);
+  std::filesystem::create_directories(ro);
+  auto started = nv("run -d --name vols -v " + rw.string() + ":/rw -v " + ro.string() +
+                    ":/ro:ro busybox sleep 600");
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  auto state_json = inspect("vols");
+  ASSERT_TRUE(state_json.is_object());
+  const int pid = state_json.value("vmm_pid", 0);
+  ASSERT_GT(pid, 0);
+  const std::string mounts = readFile("/proc/" + std::to_string(pid) + "/mountinfo");
+  const std::string rw_options = mountOptions(mounts, "/shares/volume0");
+  const std::string ro_options = mountOptions(mounts, "/shares/volume1");
+  EXPECT_EQ(rw_options.rfind("rw,nosuid,nodev,noexec,", 0), 0u) << mounts;
+  EXPECT_NE(rw_options.find(",idmapped"), std::string::npos) << mounts;
+  EXPECT_EQ(ro_options.rfind("ro,nosuid,nodev,noexec,", 0), 0u) << mounts;
+  EXPECT_NE(ro_options.find(",idmapped"), std::string::npos) << mounts;
+  // QEMU's 9p server sets modes through /proc/self/fd: a procfs of the jail's pid namespace
+  // with nothing but pid directories (no /proc/sys, /proc/kcore), read-only.
+  EXPECT_EQ(mountOptions(mounts, "/proc").rfind("ro,nosuid,nodev,noexec,", 0), 0u) << mounts;
+  EXPECT_NE(mounts.find("subset=pid"), std::string::npos) << mounts;
+  EXPECT_EQ(mounts.find(" /home "), std::string::npos) << mounts;
+  // The guest writes as the directory's owner (root here), not as the jail's uid.
+  auto wrote = nv("exec vols sh -c 'echo x > /rw/f'");
+  EXPECT_EQ(wrote.exit_code, 0) << wrote.output;
+  struct stat st {};
+  ASSERT_EQ(::stat((rw / "f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(nv("rm -f vols").exit_code, 0);
+}
+
 TEST_F(SecurityE2eTest, Jail_KeptSandboxKeepsConsoleLogButNoJailOrSockets) {
   auto r = nv("run --name kept busybox true");
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -59,32 +59,14 @@ class Containerd : public ::testing::Environment {
   void SetUp() override {
     const char* build = std::getenv("NV_BUILD_DIR");
     if (build == nullptr) return skip("run through ctest (NV_BUILD_DIR unset)");
-    if (::geteuid() != 0) return skip("containerd needs root");
-    for (const char* tool : {"/usr/bin/containerd", "/usr/bin/ctr"}) {
-      if (::access(tool, X_OK) != 0) return skip(std::string(tool) + " missing: apt-get install containerd");
-    }
+    if (auto missing = test::shimSuiteMissing(build); !missing.empty()) return skip(missing);
     bin_ = std::string(build) + "/bin";
-    if (::access((bin_ + "/" + kShim).c_str(), X_OK) != 0) return skip(bin_ + "/" + kShim + " not built");
-    const std::string share = std::string(build) + "/share/nanovisor/";
-    for (const char* f : {"vmlinux", "initramfs.cpio.gz"}) {
-      if (!fs::exists(share + f)) return skip(share + f + " missing: run 'make kernel initramfs'");
-    }
-    const std::string tar = std::string(build) + "/images/busybox-oci.tar";
-    if (!fs::exists(tar)) return skip(tar + " missing: run 'make images'");
-    if (::access("/dev/kvm", R_OK | W_OK) != 0 &&
-        ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) {
-      return skip("neither /dev/kvm nor qemu-system-x86_64: no way to run a VM here");
-    }
-
     auto started = test::PrivateContainerd::start({.bin_dir = bin_});
     if (!started) return fatal(started.error().message());
     containerd_ = std::move(*started);
-    auto imported = ctr({"images", "import", tar}, 120000);
-    if (imported.exit_code != 0) return fatal("ctr images import: " + imported.output);
-    auto listed = ctr({"images", "ls", "-q"}, 10000);
-    std::istringstream names(listed.output);
-    std::getline(names, image_);
-    if (image_.empty()) return fatal("no image after import: " + listed.output);
+    auto image = containerd_->importBusybox(build);
+    if (!image) return fatal(image.error().message());
+    image_ = *image;
   }
 
   void TearDown() override {
@@ -439,6 +421,90 @@ TEST_F(ShimE2eTest, ExitCodes_MatchRunc) {
   const auto nanovisor = exitCodes(kRuntime, "nv");
   EXPECT_EQ(runc, (std::vector<int>{7, 0, 143, 137}));
   EXPECT_EQ(nanovisor, runc) << g_containerd->log();
+}
+
+
+// The PID `ctr task ls` shows for `id`, or -1.
+long taskPid(const std::string& id) {
+  std::istringstream lines(g_containerd->ctr({"task", "ls"}, 10000).output);
+  std::string task, pid;
+  while (lines >> task >> pid) {
+    std::string rest;
+    std::getline(lines, rest);
+    if (task == id) return std::atol(pid.c_str());
+  }
+  return -1;
+}
+
+// Kills a detached task and removes it and its container.
+void killAndRemove(const std::string& id) {
+  (void)g_containerd->ctr({"task", "kill", "-s", "SIGKILL", id}, 30000);
+  EXPECT_TRUE(waitForStatus(id, "STOPPED")) << id << "\n" << g_containerd->log();
+  EXPECT_EQ(g_containerd->ctr({"task", "rm", id}, 30000).exit_code, 0) << id;
+  EXPECT_EQ(g_containerd->ctr({"containers", "rm", id}, 30000).exit_code, 0) << id;
+}
+
+// A pod as CRI runs it, driven by ctr with CRI's annotations: the sandbox container makes the
+// VM; the pod's containers join it through the same shim, each with its own rootfs disk, and
+// share the sandbox's pid namespace when their spec says so. The VM and shim outlive a
+// removed container and go with the sandbox.
+TEST_F(ShimE2eTest, Pod_ContainersJoinTheSandboxsVmAndShim) {
+  const std::vector<std::string> pod = {"--annotation", "io.kubernetes.cri.sandbox-id=pod1"};
+  auto run = [&](const std::string& type, std::vector<std::string> extra, const std::string& id,
+                 std::vector<std::string> command) {
+    g_containerd->remember(id);
+    std::vector<std::string> args = {"run", "-d", "--runtime", kRuntime, "--annotation",
+                                     "io.kubernetes.cri.container-type=" + type};
+    args.insert(args.end(), pod.begin(), pod.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {g_containerd->image(), id});
+    args.insert(args.end(), command.begin(), command.end());
+    return g_containerd->ctr(args, 120000);
+  };
+  auto sandbox = run("sandbox", {}, "pod1", {"sleep", "1001"});
+  ASSERT_EQ(sandbox.exit_code, 0) << sandbox.output << g_containerd->log();
+  const long vmm_pid = taskPid("pod1");
+  ASSERT_GT(vmm_pid, 0);
+  const std::string pid_ns = "pid:/proc/" + std::to_string(vmm_pid) + "/ns/pid";
+  auto c1 = run("container", {"--with-ns", pid_ns}, "pod1-c1", {"sleep", "1002"});
+  ASSERT_EQ(c1.exit_code, 0) << c1.output << g_containerd->log();
+
+  EXPECT_EQ(taskPid("pod1-c1"), vmm_pid) << "the container runs in another VM";
+  EXPECT_EQ(g_containerd->leftoverShims().size(), 1u) << "the pod has more than one shim";
+  auto ps = g_containerd->ctr({"task", "exec", "--exec-id", "ps", "pod1-c1", "ps"}, 60000);
+  EXPECT_EQ(ps.exit_code, 0) << ps.output;
+  EXPECT_NE(ps.output.find("sleep 1001"), std::string::npos) << "no shared pid ns: " << ps.output;
+  EXPECT_NE(ps.output.find("sleep 1002"), std::string::npos) << ps.output;
+
+  // A second container takes another disk slot; removing the first frees its slot.
+  auto c2 = run("container", {}, "pod1-c2", {"sh", "-c", "echo from-c2 > /tmp/x; sleep 1003"});
+  ASSERT_EQ(c2.exit_code, 0) << c2.output << g_containerd->log();
+  killAndRemove("pod1-c1");
+  auto alive = g_containerd->ctr({"task", "exec", "--exec-id", "cat", "pod1-c2", "cat", "/tmp/x"},
+                                 60000);
+  EXPECT_EQ(alive.output, "from-c2\n") << alive.output;
+  auto c3 = run("container", {}, "pod1-c3", {"sleep", "1004"});
+  EXPECT_EQ(c3.exit_code, 0) << c3.output << g_containerd->log();
+  EXPECT_EQ(taskPid("pod1-c3"), vmm_pid);
+  killAndRemove("pod1-c3");
+  killAndRemove("pod1-c2");
+  EXPECT_EQ(taskPid("pod1"), vmm_pid) << "the VM went before its sandbox container";
+  killAndRemove("pod1");  // TearDown checks that the shim and the sandbox dir are gone
+}
+
+// A pod container whose sandbox this shim does not serve fails with a one-line reason, and
+// leaves nothing (its own shim exits).
+TEST_F(ShimE2eTest, PodContainer_WithoutItsSandbox_FailsClearly) {
+  g_containerd->remember("orphan");
+  auto r = g_containerd->ctr({"run", "--rm", "--runtime", kRuntime, "--annotation",
+                              "io.kubernetes.cri.container-type=container", "--annotation",
+                              "io.kubernetes.cri.sandbox-id=nopod", g_containerd->image(),
+                              "orphan", "true"},
+                             120000);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("pod sandbox nopod is not served by this shim"), std::string::npos)
+      << r.output;
+  (void)g_containerd->ctr({"containers", "rm", "orphan"}, 30000);
 }
 
 }  // namespace

@@ -277,12 +277,19 @@ TEST_F(AgentHostTest, PodContainer_JoinsTheSandboxsPidIpcUtsNamespaces) {
   // CRI's container spec names the sandbox's namespaces by host path; in the guest the agent
   // joins the sandbox container's namespaces of those types, keeping its own mount namespace.
   auto c = client();
-  auto sandbox = testing::baseSpec({"sleep", "1000"});
+  // ... and /dev/shm: CRI shares it with the IPC namespace.
+  const nlohmann::json shm = {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
+                              {"options", {"nosuid", "noexec", "nodev", "mode=1777"}}};
+  auto sandbox = testing::baseSpec({"sh", "-c", "echo from-sb > /dev/shm/mark; exec sleep 1000"});
   sandbox["hostname"] = "pod-host";
+  sandbox["mounts"].push_back(shm);
   run(c, "sb", sandbox);
   auto member = testing::baseSpec(
-      {"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; readlink /proc/self/ns/ipc"});
+      {"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; readlink /proc/self/ns/ipc; "
+                   "for i in $(seq 50); do [ -e /dev/shm/mark ] && break; sleep 0.1; done; "
+                   "cat /dev/shm/mark"});
   member["hostname"] = "";
+  member["mounts"].push_back(shm);
   member["linux"]["namespaces"] = {{{"type", "pid"}, {"path", "/proc/4242/ns/pid"}},
                                    {{"type", "ipc"}, {"path", "/proc/4242/ns/ipc"}},
                                    {{"type", "uts"}, {"path", "/proc/4242/ns/uts"}},
@@ -317,9 +324,46 @@ TEST_F(AgentHostTest, PodContainer_JoinsTheSandboxsPidIpcUtsNamespaces) {
   pb::ExecProcessResponse execd;
   ASSERT_TRUE(c.call("ExecProcess", exec, &execd).ok());
   const std::string sandbox_ipc = drain(c, "sb", "ipc");
-  EXPECT_EQ(out, "sleep 1000 \npod-host\n" + sandbox_ipc);
+  EXPECT_EQ(out, "sleep 1000 \npod-host\n" + sandbox_ipc + "from-sb\n");
   EXPECT_TRUE(removeContainer(c, "c1").ok());
   EXPECT_TRUE(removeContainer(c, "sb").ok());
+}
+
+TEST_F(AgentHostTest, Files_AreCopiesBoundAtTheirDestinations) {
+  auto c = client();
+  auto request = createRequest(
+      "c1", testing::baseSpec({"sh", "-c", "cat /etc/hosts /etc/app.conf; "
+                                           "echo x >> /etc/hosts 2>/dev/null || echo hosts-ro; "
+                                           "echo more >> /etc/app.conf && cat /etc/app.conf"}));
+  auto* hosts = request.add_files();
+  hosts->set_destination("/etc/hosts");
+  hosts->set_data("10.0.0.7 pod-a\n");
+  hosts->set_readonly(true);
+  auto* conf = request.add_files();
+  conf->set_destination("/etc/app.conf");  // no such file in the image: created
+  conf->set_data("key=1\n");
+  pb::CreateContainerResponse created;
+  auto status = c.call("CreateContainer", request, &created);
+  ASSERT_TRUE(status.ok()) << status.message;
+  pb::StartContainerRequest start;
+  start.set_container_id("c1");
+  pb::StartContainerResponse started;
+  ASSERT_TRUE(c.call("StartContainer", start, &started).ok());
+  EXPECT_EQ(drain(c, "c1", ""), "10.0.0.7 pod-a\nkey=1\nhosts-ro\nkey=1\nmore\n");
+  EXPECT_EQ(wait(c, "c1").exit_status(), 0);
+  EXPECT_TRUE(removeContainer(c, "c1").ok());
+
+  for (const char* bad : {"etc/hosts", "/", "/etc/../hosts", "/etc//hosts", "/etc/"}) {
+    auto refused = createRequest("c2", testing::baseSpec({"true"}));
+    refused.add_files()->set_destination(bad);
+    EXPECT_EQ(c.call("CreateContainer", refused, &created).code, 3) << bad;
+  }
+  auto big = createRequest("c2", testing::baseSpec({"true"}));
+  auto* file = big.add_files();
+  file->set_destination("/big");
+  file->set_data(std::string((64 << 10) + 1, 'x'));
+  EXPECT_NE(c.call("CreateContainer", big, &created).code, 0);
+  EXPECT_FALSE(fs::exists(dir_ + "/state/c2"));
 }
 
 TEST_F(AgentHostTest, MissingBinary_FailsWithClearError) {
@@ -436,6 +480,20 @@ TEST_F(AgentHostTest, VolumesAndDns_AreMountedReadOnly) {
   pb::StartContainerResponse started;
   ASSERT_TRUE(c.call("StartContainer", start, &started).ok());
   EXPECT_EQ(drain(c, "c1", ""), "from host\nro\nnameserver 192.0.2.53\n");
+}
+
+TEST_F(AgentHostTest, ShareVolumeWithBadTag_IsRefusedNamingTheTag) {
+  auto c = client();
+  auto req = createRequest("c1", testing::baseSpec({"true"}));
+  auto* volume = req.add_volumes();
+  volume->set_share_tag("../etc");
+  volume->set_destination("/data");
+  pb::CreateContainerResponse created;
+  auto status = c.call("CreateContainer", req, &created);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message.find("share tag \"../etc\" is not 1-31 of [A-Za-z0-9_-]"),
+            std::string::npos)
+      << status.message;
 }
 
 TEST_F(AgentHostTest, SeccompProfile_IsAppliedToTheWorkload) {

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The nanovisor-vmm command line the builtin driver builds from a VmSpec.
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -69,6 +73,24 @@ TEST(BuiltinDriver, PciSpecAndMissingBinary_RefusedWithReason) {
   ASSERT_FALSE(vm);
   EXPECT_NE(vm.error().message().find("does not exist"), std::string::npos)
       << vm.error().message();
+}
+
+TEST(BuiltinDriver, Shares_RefusedNamingTheQemuDriver) {
+  const std::string dir = "/tmp/nv-builtin-shares-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  for (const char* file : {"/vmlinux", "/initramfs", "/rootfs.erofs"}) std::ofstream(dir + file) << "x";
+  VmSpec spec = sampleSpec();
+  spec.dir = dir;
+  spec.kernel = dir + "/vmlinux";
+  spec.initramfs = dir + "/initramfs";
+  spec.disks = {{.path = dir + "/rootfs.erofs", .serial = "rootfs", .read_only = true}};
+  spec.shares = {{.host_dir = dir, .tag = "volume0", .read_only = false}};
+  BuiltinDriver driver(BuiltinOptions{.binary = "/nonexistent/nanovisor-vmm"});
+  auto vm = driver.create(spec);
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(vm);
+  EXPECT_EQ(vm.error().message(),
+            "the builtin driver has no virtio-9p for volumes (-v); use --hypervisor qemu");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -83,10 +84,115 @@ TEST(QemuArgs, PciMachine_UsesPcAndPciDevices) {
   EXPECT_EQ(argAfter(args, "-append").find("pci=off"), std::string::npos);
 }
 
+TEST(QemuArgs, PodDiskSlots_AreEmptyRawNodesOverOneSparseFile) {
+  auto spec = sampleSpec();
+  spec.disk_slots = 2;
+  auto args = qemuArgs(spec, QemuOptions{});
+  for (const std::string slot : {"slot0", "slot1"}) {
+    EXPECT_EQ(std::count(args.begin(), args.end(),
+                         "driver=file,node-name=empty-" + slot +
+                             ",filename=/run/nanovisor/sb1/empty-slot,read-only=on"),
+              1);
+    EXPECT_EQ(std::count(args.begin(), args.end(),
+                         "driver=raw,node-name=node-" + slot + ",file=empty-" + slot +
+                             ",read-only=on"),
+              1);
+    EXPECT_EQ(std::count(args.begin(), args.end(),
+                         "virtio-blk-device,drive=node-" + slot + ",serial=" + slot),
+              1);
+  }
+  // virtio-serial + its port + rng, the rootfs, two slots
+  EXPECT_EQ(std::count(args.begin(), args.end(), "-device"), 3 + 1 + 2);
+}
+
+TEST(VmSpec, TooManyDiskSlots_IsInvalid) {
+  const auto dir = std::filesystem::temp_directory_path();
+  VmSpec spec = sampleSpec();
+  spec.dir = dir;
+  spec.kernel = "/proc/self/exe";
+  spec.initramfs = "/proc/self/exe";
+  spec.disks.clear();
+  spec.disk_slots = kMaxDiskSlots;
+  EXPECT_TRUE(spec.validate()) << spec.validate().error().message();
+  spec.disk_slots = kMaxDiskSlots + 1;
+  auto invalid = spec.validate();
+  ASSERT_FALSE(invalid);
+  EXPECT_NE(invalid.error().message().find("disk slots"), std::string::npos);
+}
+
 TEST(QemuArgs, Sandbox_OnByDefault) {
   auto args = qemuArgs(sampleSpec(), QemuOptions{});
   EXPECT_EQ(argAfter(args, "-sandbox"),
             "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+}
+
+TEST(QemuArgs, WritableShare_IsLocalFsdevWithVirtio9pDevice) {
+  auto spec = sampleSpec();
+  spec.shares = {{.host_dir = "/srv/data", .tag = "volume0", .read_only = false}};
+  auto args = qemuArgs(spec, QemuOptions{});
+  EXPECT_EQ(argAfter(args, "-fsdev"), "local,id=fs-volume0,path=/srv/data,security_model=none");
+  EXPECT_EQ(std::count(args.begin(), args.end(),
+                       "virtio-9p-device,fsdev=fs-volume0,mount_tag=volume0"),
+            1);
+}
+
+TEST(QemuArgs, ReadOnlyShareOnPci_IsReadonlyFsdevAndPciDevice) {
+  auto spec = sampleSpec();
+  spec.pci = true;
+  spec.shares = {{.host_dir = "/srv/data", .tag = "volume0", .read_only = true}};
+  auto args = qemuArgs(spec, QemuOptions{});
+  EXPECT_EQ(argAfter(args, "-fsdev"),
+            "local,id=fs-volume0,path=/srv/data,security_model=none,readonly=on");
+  EXPECT_EQ(std::count(args.begin(), args.end(),
+                       "virtio-9p-pci,fsdev=fs-volume0,mount_tag=volume0"),
+            1);
+}
+
+TEST(QemuArgs, ShareWithCommaInPath_IsEscaped) {
+  auto spec = sampleSpec();
+  spec.shares = {{.host_dir = "/srv/a,readonly=off", .tag = "volume0", .read_only = true}};
+  // QEMU reads ",," inside a value as one comma, so the path cannot add options.
+  EXPECT_EQ(argAfter(qemuArgs(spec, QemuOptions{}), "-fsdev"),
+            "local,id=fs-volume0,path=/srv/a,,readonly=off,security_model=none,readonly=on");
+}
+
+TEST(LibvirtXml, Shares_AreSquashedFilesystemsReadOnlyWhenAsked) {
+  auto spec = sampleSpec();
+  spec.shares = {{.host_dir = "/srv/rw", .tag = "volume0", .read_only = false},
+                 {.host_dir = "/srv/ro", .tag = "volume1", .read_only = true}};
+  auto xml = libvirtDomainXml(spec, LibvirtOptions{});
+  EXPECT_NE(xml.find("<filesystem type='mount' accessmode='squash'><source dir='/srv/rw'/>"
+                     "<target dir='volume0'/></filesystem>"),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("<filesystem type='mount' accessmode='squash'><source dir='/srv/ro'/>"
+                     "<target dir='volume1'/><readonly/></filesystem>"),
+            std::string::npos)
+      << xml;
+}
+
+TEST(VmSpec, Validate_RejectsMissingShareDirAndBadTag) {
+  const std::string dir = "/tmp/nv-vmspec-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/vmlinux") << "k";
+  std::ofstream(dir + "/initramfs") << "i";
+  VmSpec spec = sampleSpec();
+  spec.dir = dir;
+  spec.kernel = dir + "/vmlinux";
+  spec.initramfs = dir + "/initramfs";
+  spec.disks.clear();
+  spec.shares = {{.host_dir = dir + "/missing", .tag = "volume0"}};
+  auto missing = spec.validate();
+  spec.shares = {{.host_dir = dir, .tag = "a,b"}};
+  auto bad_tag = spec.validate();
+  spec.shares = {{.host_dir = dir, .tag = "volume0"}};
+  auto good = spec.validate();
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("not an existing directory"), std::string::npos);
+  ASSERT_FALSE(bad_tag);
+  EXPECT_NE(bad_tag.error().message().find("share tag 'a,b'"), std::string::npos);
+  EXPECT_TRUE(good) << good.error().message();
 }
 
 TEST(LibvirtXml, PcDomainWithChannelDiskAndDestroyOnReboot) {

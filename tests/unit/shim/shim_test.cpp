@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -195,6 +196,95 @@ TEST(BundleProcess, VmMemory_LeavesRoomAboveTheContainerLimit) {
   EXPECT_EQ(vmMemoryMib(256, 0), 256u);
   EXPECT_EQ(vmMemoryMib(256, 64ull << 20), 256u);
   EXPECT_EQ(vmMemoryMib(256, 512ull << 20), 512u + 96u);
+}
+
+nlohmann::json criSpec(const std::string& type, const std::string& sandbox_id) {
+  return {{"annotations", {{"io.kubernetes.cri.container-type", type},
+                           {"io.kubernetes.cri.sandbox-id", sandbox_id}}}};
+}
+
+TEST(Pod, CriAnnotations_GiveTheTasksRoleAndShimGroup) {
+  auto sandbox = podRole(criSpec("sandbox", "p1"), "p1");
+  EXPECT_TRUE(sandbox.sandbox);
+  EXPECT_FALSE(sandbox.member());
+  EXPECT_EQ(shimGroup(criSpec("sandbox", "p1"), "p1"), "p1");
+
+  auto member = podRole(criSpec("container", "p1"), "c1");
+  EXPECT_FALSE(member.sandbox);
+  EXPECT_EQ(member.sandbox_id, "p1");
+  EXPECT_EQ(shimGroup(criSpec("container", "p1"), "c1"), "p1");
+
+  // A plain container (ctr), or annotations that name no other sandbox: its own VM and shim.
+  for (const auto& spec : {nlohmann::json::object(), criSpec("container", ""),
+                           criSpec("container", "c1"), criSpec("other", "p1"),
+                           nlohmann::json{{"annotations", "garbage"}}}) {
+    EXPECT_FALSE(podRole(spec, "c1").sandbox) << spec.dump();
+    EXPECT_FALSE(podRole(spec, "c1").member()) << spec.dump();
+    EXPECT_EQ(shimGroup(spec, "c1"), "c1") << spec.dump();
+  }
+}
+
+TEST(Pod, SandboxAnnotations_SizeTheVm_GarbageIsIgnored) {
+  nlohmann::json spec = {{"annotations",
+                          {{"io.kubernetes.cri.sandbox-memory", "536870912"},
+                           {"io.kubernetes.cri.sandbox-cpu-quota", "150000"},
+                           {"io.kubernetes.cri.sandbox-cpu-period", "100000"}}}};
+  auto size = podResources(spec);
+  EXPECT_EQ(size.memory_limit_bytes, 536870912u);
+  EXPECT_DOUBLE_EQ(size.cpus, 1.5);
+  spec["annotations"]["io.kubernetes.cri.sandbox-memory"] = "12x";
+  spec["annotations"]["io.kubernetes.cri.sandbox-cpu-period"] = "0";
+  size = podResources(spec);
+  EXPECT_EQ(size.memory_limit_bytes, 0u);
+  EXPECT_EQ(size.cpus, 0);
+}
+
+TEST(Pod, MemberJoinsTheNamespacesCriPointsAtTheSandbox) {
+  nlohmann::json bundle = {{"linux", {{"namespaces", {{{"type", "pid"}, {"path", "/proc/9/ns/pid"}},
+                                                      {{"type", "network"}, {"path", "/proc/9/ns/net"}},
+                                                      {{"type", "mount"}},
+                                                      {{"type", "user"}, {"path", "/proc/9/ns/user"}},
+                                                      {{"type", "ipc"}, {"path", ""}}}}}}};
+  nlohmann::json spec = {{"linux", {{"namespaces", {{{"type", "pid"}}, {{"type", "ipc"}},
+                                                    {{"type", "mount"}}}}}}};
+  joinPodNamespaces(bundle, spec);
+  const nlohmann::json want = {{{"type", "pid"}, {"path", "/proc/9/ns/pid"}},
+                               {{"type", "ipc"}},
+                               {{"type", "mount"}},
+                               {{"type", "network"}, {"path", "/proc/9/ns/net"}}};
+  EXPECT_EQ(spec["linux"]["namespaces"], want) << spec.dump();
+}
+
+TEST(BindFiles, RegularFilesAreCopied_DirectoriesAndOtherMountsAreNot) {
+  const auto dir = std::filesystem::temp_directory_path() / ("nv-bindfiles-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "hosts") << "10.0.0.7 pod-a\n";
+  std::ofstream(dir / "hostname") << "pod-a\n";
+  nlohmann::json spec = {{"mounts",
+                          {{{"destination", "/etc/hosts"}, {"type", "bind"},
+                            {"source", (dir / "hosts").string()}, {"options", {"rbind", "ro"}}},
+                           {{"destination", "/etc/hostname"}, {"type", ""},
+                            {"source", (dir / "hostname").string()}, {"options", {"rbind"}}},
+                           {{"destination", "/data"}, {"type", "bind"}, {"source", dir.string()}},
+                           {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
+                           {{"destination", "/gone"}, {"type", "bind"},
+                            {"source", (dir / "missing").string()}}}}};
+  auto files = bindFileCopies(spec);
+  ASSERT_TRUE(files) << files.error().message();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].destination, "/etc/hosts");
+  EXPECT_EQ((*files)[0].data, "10.0.0.7 pod-a\n");
+  EXPECT_TRUE((*files)[0].read_only);
+  EXPECT_EQ((*files)[1].destination, "/etc/hostname");
+  EXPECT_FALSE((*files)[1].read_only);
+
+  std::ofstream(dir / "big") << std::string((64 << 10) + 1, 'x');
+  spec["mounts"].push_back({{"destination", "/big"}, {"type", "bind"},
+                            {"source", (dir / "big").string()}});
+  auto too_big = bindFileCopies(spec);
+  ASSERT_FALSE(too_big);
+  EXPECT_NE(too_big.error().message().find("64 KiB"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ExecProcess, CtrProcess_KeepsContainerSettings_TakesArgsEnvCwdUserTerminal) {

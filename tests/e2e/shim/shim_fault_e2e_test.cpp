@@ -147,10 +147,12 @@ class ShimFaultE2eTest : public ::testing::Test {
     if (!why.empty()) GTEST_SKIP() << why;
   }
 
-  // `ctr run -d` of a long-running task; its footprint once it runs.
-  TaskFootprint runDetached(const std::string& id) {
-    auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime, g_containerd->image(),
-                                      id, "sleep", "1000"}, 120000);
+  // `ctr run -d` of a long-running task (`flags` before the image); its footprint once it runs.
+  TaskFootprint runDetached(const std::string& id, std::vector<std::string> flags = {}) {
+    std::vector<std::string> args = {"run", "-d", "--runtime", kRuntime};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {g_containerd->image(), id, "sleep", "1000"});
+    auto started = g_containerd->ctr(args, 120000);
     EXPECT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
     TaskFootprint f;
     const fs::path bundle = fs::path(g_containerd->root()) / "state" /
@@ -296,6 +298,36 @@ TEST_F(ShimFaultE2eTest, VmmKilled_TaskExitsWithTheReasonAndIsRemoved) {
   EXPECT_EQ(container.exit_code, 0) << container.output;
   EXPECT_TRUE(waitForTask(id, ""));
   expectNothingLeft(f);
+}
+
+// A pod's VM dies under its sandbox and a member container: both tasks exit, and removing
+// them leaves nothing (the shim exits with its last task; the member's rootfs disk goes).
+TEST_F(ShimFaultE2eTest, PodVmmKilled_EveryContainerExitsAndIsRemoved) {
+  const std::string pod = "fault-pod";
+  const std::string member = "fault-pod-c1";
+  const std::string group = "io.kubernetes.cri.sandbox-id=" + pod;
+  const TaskFootprint f = runDetached(
+      pod, {"--annotation", "io.kubernetes.cri.container-type=sandbox", "--annotation", group});
+  auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime, "--annotation",
+                                    "io.kubernetes.cri.container-type=container", "--annotation",
+                                    group, g_containerd->image(), member, "sleep", "1000"},
+                                   120000);
+  ASSERT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
+  const auto disks = snapshotDisks();
+  EXPECT_EQ(disks.size(), 2u) << "one rootfs disk per container";
+
+  ASSERT_EQ(::kill(f.vmm_pid, SIGKILL), 0);
+  EXPECT_TRUE(waitForTask(member, "STOPPED")) << g_containerd->ctr({"task", "ls"}).output;
+  EXPECT_TRUE(waitForTask(pod, "STOPPED")) << g_containerd->ctr({"task", "ls"}).output;
+  for (const auto& id : {member, pod}) {
+    auto removed = g_containerd->ctr({"task", "rm", id}, 30000);
+    EXPECT_EQ(removed.exit_code, 0) << id << ": " << removed.output;
+    auto container = g_containerd->ctr({"containers", "rm", id}, 30000);
+    EXPECT_EQ(container.exit_code, 0) << id << ": " << container.output;
+    EXPECT_TRUE(waitForTask(id, ""));
+  }
+  expectNothingLeft(f);
+  for (const auto& disk : disks) EXPECT_FALSE(fs::exists(disk)) << "rootfs disk left: " << disk;
 }
 
 TEST_F(ShimFaultE2eTest, ShimKilled_ContainerdCleansUpThroughDelete) {

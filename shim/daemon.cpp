@@ -19,6 +19,7 @@
 
 #include "common/logging.h"
 #include "common/syscall.h"
+#include "common/ttrpc/blocking.h"
 #include "runtime/config.h"
 #include "runtime/qemu_driver.h"
 #include "runtime/state.h"
@@ -50,6 +51,28 @@ bool socketIsLive(const std::string& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return false;
   return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0;
+}
+
+// True when a shim serves `path`: it accepts and answers a Task.Connect within 1 s. connect()
+// alone is not proof: for a moment after a shim is killed its listening socket can still
+// accept (seen with a pod's shim: containerd's `delete`s ran while it did) and never answer.
+bool shimAnswers(const std::string& path) {
+  auto addr = unixAddress(path);
+  if (!addr) return false;
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
+    return false;
+  }
+  const timeval timeout{1, 0};
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0 ||
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) != 0) {
+    return false;
+  }
+  const std::string request = ttrpc::encodeRequest(
+      {.service = kTaskService, .method = "Connect",
+       .payload = cpb::ConnectRequest().SerializeAsString()});
+  return ttrpc::writeFrame(fd.get(), 1, ttrpc::MessageType::kRequest, request) &&
+         ttrpc::readFrame(fd.get());
 }
 
 // True while `pid` is a running shim daemon: not gone, not a zombie waiting to be reaped, and
@@ -221,7 +244,7 @@ int runDelete(const ShimArgs& args) {
   const std::string group = spec.is_object() ? shimGroup(spec, args.id) : args.id;
   const std::string path = socketPath(args.address, args.namespace_name, group);
   // containerd runs `delete` after every disconnect, also while the shim lives on.
-  const bool shim_serves = socketIsLive(path);
+  const bool shim_serves = shimAnswers(path);
   cpb::DeleteResponse response;
   // A sandbox whose shim is gone (killed, crashed): stop what is left of its VM, its host
   // cgroup and jail, and remove its state. Only this task's sandbox; a live shim keeps its own.

@@ -383,6 +383,35 @@ TEST_F(ShimFaultE2eTest, ShimKilled_ContainerdCleansUpThroughDelete) {
   expectNothingLeft(other);
 }
 
+// The shim of a pod dies with a member running: containerd's `delete` for both tasks leaves
+// no VM, socket, state dir, cgroup, mount or rootfs disk of the pod.
+TEST_F(ShimFaultE2eTest, PodShimKilled_ContainerdCleansUpBothTasks) {
+  const std::string pod = "fault-pshim";
+  const std::string member = "fault-pshim-c1";
+  const std::string group = "io.kubernetes.cri.sandbox-id=" + pod;
+  const TaskFootprint f = runDetached(
+      pod, {"--annotation", "io.kubernetes.cri.container-type=sandbox", "--annotation", group});
+  auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime, "--annotation",
+                                    "io.kubernetes.cri.container-type=container", "--annotation",
+                                    group, g_containerd->image(), member, "sleep", "1000"},
+                                   120000);
+  ASSERT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
+  const auto disks = snapshotDisks();
+
+  ASSERT_EQ(::kill(f.shim_pid, SIGKILL), 0);
+  for (const auto& id : {member, pod}) {
+    EXPECT_TRUE(waitForTask(id, "")) << id << ": " << g_containerd->ctr({"task", "ls"}).output;
+    EXPECT_EQ(logLine(g_containerd->log(), "failed to clean up after shim disconnected",
+                      "id=" + id),
+              "")
+        << g_containerd->log();
+    auto container = g_containerd->ctr({"containers", "rm", id}, 30000);
+    EXPECT_EQ(container.exit_code, 0) << id << ": " << container.output;
+  }
+  expectNothingLeft(f);
+  for (const auto& disk : disks) EXPECT_FALSE(fs::exists(disk)) << "rootfs disk left: " << disk;
+}
+
 TEST_F(ShimFaultE2eTest, ContainerdRestarted_ReconnectsToTheRunningShim) {
   const std::string id = "fault-restart";
   const TaskFootprint f = runDetached(id);

@@ -170,6 +170,21 @@ class ShimFaultE2eTest : public ::testing::Test {
     return f;
   }
 
+  // A pod as CRI groups it (annotations): sandbox `pod` and one member `<pod>-c1`, both
+  // `sleep`; returns the sandbox's footprint (the pod's shim and VM).
+  TaskFootprint runPod(const std::string& pod) {
+    const std::string group = "io.kubernetes.cri.sandbox-id=" + pod;
+    TaskFootprint f = runDetached(
+        pod, {"--annotation", "io.kubernetes.cri.container-type=sandbox", "--annotation", group});
+    auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime, "--annotation",
+                                      "io.kubernetes.cri.container-type=container",
+                                      "--annotation", group, g_containerd->image(), pod + "-c1",
+                                      "sleep", "1000"},
+                                     120000);
+    EXPECT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
+    return f;
+  }
+
   // Polls `ctr task ls` until `id` shows `status` ("" : until it is not listed).
   static bool waitForTask(const std::string& id, const std::string& status) {
     for (int i = 0; i < 600; ++i) {
@@ -304,15 +319,8 @@ TEST_F(ShimFaultE2eTest, VmmKilled_TaskExitsWithTheReasonAndIsRemoved) {
 // them leaves nothing (the shim exits with its last task; the member's rootfs disk goes).
 TEST_F(ShimFaultE2eTest, PodVmmKilled_EveryContainerExitsAndIsRemoved) {
   const std::string pod = "fault-pod";
-  const std::string member = "fault-pod-c1";
-  const std::string group = "io.kubernetes.cri.sandbox-id=" + pod;
-  const TaskFootprint f = runDetached(
-      pod, {"--annotation", "io.kubernetes.cri.container-type=sandbox", "--annotation", group});
-  auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime, "--annotation",
-                                    "io.kubernetes.cri.container-type=container", "--annotation",
-                                    group, g_containerd->image(), member, "sleep", "1000"},
-                                   120000);
-  ASSERT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
+  const std::string member = pod + "-c1";
+  const TaskFootprint f = runPod(pod);
   const auto disks = snapshotDisks();
   EXPECT_EQ(disks.size(), 2u) << "one rootfs disk per container";
 
@@ -387,15 +395,8 @@ TEST_F(ShimFaultE2eTest, ShimKilled_ContainerdCleansUpThroughDelete) {
 // no VM, socket, state dir, cgroup, mount or rootfs disk of the pod.
 TEST_F(ShimFaultE2eTest, PodShimKilled_ContainerdCleansUpBothTasks) {
   const std::string pod = "fault-pshim";
-  const std::string member = "fault-pshim-c1";
-  const std::string group = "io.kubernetes.cri.sandbox-id=" + pod;
-  const TaskFootprint f = runDetached(
-      pod, {"--annotation", "io.kubernetes.cri.container-type=sandbox", "--annotation", group});
-  auto started = g_containerd->ctr({"run", "-d", "--runtime", kRuntime, "--annotation",
-                                    "io.kubernetes.cri.container-type=container", "--annotation",
-                                    group, g_containerd->image(), member, "sleep", "1000"},
-                                   120000);
-  ASSERT_EQ(started.exit_code, 0) << started.output << g_containerd->log();
+  const std::string member = pod + "-c1";
+  const TaskFootprint f = runPod(pod);
   const auto disks = snapshotDisks();
 
   ASSERT_EQ(::kill(f.shim_pid, SIGKILL), 0);

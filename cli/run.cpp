@@ -57,12 +57,19 @@ class RawTerminal {
   bool active_ = false;
 };
 
-// Writes the supervisor's one-line start report to the waiting CLI: "ok" or the error.
+// Writes the supervisor's one-line start report to the waiting CLI: "ok" or the error. "ok"
+// closes the pipe (the CLI returns, the supervisor serves on); after an error the pipe stays
+// open until the supervisor's _exit closes it, so the CLI returns only when nothing of the
+// failed sandbox, the supervisor included, is left.
 void reportStart(UniqueFd& ready, const std::string& line) {
   if (!ready) return;
   const std::string text = line + "\n";
   (void)retryOnEintr([&] { return ::write(ready.get(), text.data(), text.size()); });
-  ready.reset();
+  if (line == "ok") {
+    ready.reset();
+  } else {
+    (void)ready.release();
+  }
 }
 
 // Owns a sandbox from start to finish. Attached (`ready` invalid): the workload's stdio is

@@ -28,6 +28,17 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kStartTimeout{10000};
 
+constexpr const char* kEmptySlotFile = "empty-slot";  // in the VM dir
+
+// Removes what a QEMU leaves in its VM dir besides the console log: its sockets and the pods'
+// empty disk-slot file.
+void removeVmFiles(const std::filesystem::path& vm_dir) {
+  std::error_code ignored;
+  for (const char* file : {"agent.sock", "qmp.sock", kEmptySlotFile}) {
+    std::filesystem::remove(vm_dir / file, ignored);
+  }
+}
+
 // What a QEMU process leaves on the host while it runs: <dir>/vm (its sockets and console
 // log, owned by the jail's uid) and <dir>/jail (the jail's mount point, empty on the host).
 // Removing it keeps the console log for `inspect`/debugging until the sandbox is removed.
@@ -45,9 +56,7 @@ struct QemuFiles {
   ~QemuFiles() {
     std::error_code ignored;
     if (!vm_dir.empty()) {
-      for (const char* file : {"agent.sock", "qmp.sock", "empty-slot"}) {
-        std::filesystem::remove(vm_dir / file, ignored);
-      }
+      removeVmFiles(vm_dir);
     }
     if (!jail_dir.empty()) std::filesystem::remove(jail_dir, ignored);
   }
@@ -87,7 +96,6 @@ std::string optionValue(const std::string& value) {
   return out;
 }
 
-constexpr const char* kEmptySlotFile = "empty-slot";  // in the VM dir
 constexpr size_t kMicrovmTransports = 8;                // QEMU 7.2's VIRTIO_NUM_TRANSPORTS
 
 std::string slotSerial(size_t index) { return "slot" + std::to_string(index); }
@@ -150,15 +158,16 @@ class QemuVm final : public Vm {
 
   Result<void> detachDisk(const std::string& serial) override {
     std::lock_guard lock(qmp_mutex_);
-    auto slot = std::find_if(slot_fdsets_.begin(), slot_fdsets_.end(), [&](const int& fdset) {
-      return fdset >= 0 && slotSerial(static_cast<size_t>(&fdset - slot_fdsets_.data())) == serial;
-    });
-    if (slot == slot_fdsets_.end()) return fail(Errc::kNotFound, "no disk in slot " + serial);
+    size_t index = 0;
+    while (index < slot_fdsets_.size() && (slot_fdsets_[index] < 0 || slotSerial(index) != serial)) {
+      ++index;
+    }
+    if (index == slot_fdsets_.size()) return fail(Errc::kNotFound, "no disk in slot " + serial);
     if (!qmp_ || process_.exited()) return fail(Errc::kUnavailable, "qemu is not running");
     NV_TRY(reopenSlot(serial, "empty-" + serial));
     (void)qmp_->execute("blockdev-del", {{"node-name", "media-" + serial}});
-    (void)qmp_->execute("remove-fd", {{"fdset-id", *slot}});
-    *slot = -1;
+    (void)qmp_->execute("remove-fd", {{"fdset-id", slot_fdsets_[index]}});
+    slot_fdsets_[index] = -1;
     return {};
   }
 
@@ -263,9 +272,7 @@ void reapOrphanedQemu(const std::filesystem::path& dir, const std::string& id, p
     log::get("qemu")->warn("umount {}: {}", jail_dir.string(), std::strerror(errno));
   }
   std::filesystem::remove(jail_dir, ignored);
-  for (const char* socket : {"agent.sock", "qmp.sock"}) {
-    std::filesystem::remove(dir / "vm" / socket, ignored);
-  }
+  removeVmFiles(dir / "vm");
 }
 
 std::string baseKernelCmdline(bool pci, const std::string& channel) {

@@ -91,6 +91,17 @@ bool shimRuns(pid_t pid) {
   return cmdline.find("containerd-shim-nanovisor-v2") != std::string::npos;
 }
 
+// The socket of the shim that serves the task of `bundle`: a pod member's is its sandbox's
+// (the group of the bundle's config.json annotations), anything else its own.
+std::string groupSocketPath(const ShimArgs& args, const std::string& bundle) {
+  nlohmann::json spec;
+  if (std::ifstream in(bundle + "/config.json"); in) {
+    spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  }
+  const std::string group = spec.is_object() ? shimGroup(spec, args.id) : args.id;
+  return socketPath(args.address, args.namespace_name, group);
+}
+
 std::string readSmallFile(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), {}};
@@ -178,13 +189,7 @@ int runStart(const ShimArgs& args, const std::string& self_exe) {
     std::fprintf(stderr, "containerd-shim-nanovisor-v2 start: %s\n", why.c_str());
     return 1;
   };
-  // A pod's containers share the shim (and VM) of its sandbox: the socket is the group's.
-  nlohmann::json spec;
-  if (std::ifstream in("config.json"); in) {
-    spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  }
-  const std::string group = spec.is_object() ? shimGroup(spec, args.id) : args.id;
-  const std::string path = socketPath(args.address, args.namespace_name, group);
+  const std::string path = groupSocketPath(args, ".");
   const std::string address = socketAddress(path);
   auto listener = bindSocket(path);
   if (!listener && listener.error().code() != makeErrorCode(Errc::kAlreadyExists)) {
@@ -236,13 +241,7 @@ int runDelete(const ShimArgs& args) {
       errno != ENOENT) {
     warnings += "umount " + bundle + "/rootfs: " + std::strerror(errno) + "\n";
   }
-  // The socket of the shim that served the task: a pod member's is its sandbox's (as `start`).
-  nlohmann::json spec;
-  if (std::ifstream in(bundle + "/config.json"); in) {
-    spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  }
-  const std::string group = spec.is_object() ? shimGroup(spec, args.id) : args.id;
-  const std::string path = socketPath(args.address, args.namespace_name, group);
+  const std::string path = groupSocketPath(args, bundle);
   // containerd runs `delete` after every disconnect, also while the shim lives on.
   const bool shim_serves = shimAnswers(path);
   cpb::DeleteResponse response;

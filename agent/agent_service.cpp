@@ -286,10 +286,12 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
     release_id();
     return Unexpected(e);
   };
+  log::get("agent")->debug("create container {}: spec checked", req.container_id());
   auto rootfs = prepareRootfs(container->state_dir, req.rootfs(), req.volumes(), config_.host_mode);
   if (!rootfs) {
     return undo(rootfs.error());
   }
+  log::get("agent")->debug("create container {}: rootfs mounted", req.container_id());
   container->rootfs = std::move(*rootfs);
   if (req.secrets_size() > 0) {
     auto owner = secretsOwner(container->rootfs.rootfs, spec.process.user);
@@ -335,6 +337,7 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
     return undo(cgroup.error());
   }
   container->cgroup_dir = *cgroup;
+  log::get("agent")->debug("create container {}: cgroup made", req.container_id());
 
   auto stdio = makeStdio(spec.process.terminal);
   if (!stdio) {
@@ -375,6 +378,7 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
     return undo(spawned.error());
   }
   container->init->setPid(spawned->pid);
+  log::get("agent")->debug("create container {}: cloned pid {}", req.container_id(), spawned->pid);
   if (join.flags != 0) {
     auto cloned = readRecord(spawned->sync.get(), *container->init);
     if (!cloned) {

@@ -7,6 +7,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <sstream>
@@ -41,6 +42,14 @@ uint64_t readNumber(const std::string& path) {
 }
 
 }  // namespace
+
+int64_t containerTaskBudget() {
+  int64_t threads_max =
+      static_cast<int64_t>(std::strtoll(readSmallFile("/proc/sys/kernel/threads-max", 64).c_str(),
+                                        nullptr, 10));
+  if (threads_max <= 0) threads_max = 4096;
+  return std::max<int64_t>(threads_max - kAgentTaskReserve, 64);
+}
 
 Cgroups::Cgroups(std::string root) : root_(std::move(root)) {
   struct statfs fs {};
@@ -84,6 +93,9 @@ Result<std::string> Cgroups::create(const std::string& id, const ResourcesSpec& 
   // The controllers must be enabled at every level down to the container's parent.
   (void)enableControllers(root_);
   (void)enableControllers(parent);
+  // All containers together may not fill the guest's task table: the agent (PID 1) keeps
+  // room for its threads and the processes it spawns (a fork bomb must not end the guest).
+  (void)writeFile(parent + "/pids.max", std::to_string(containerTaskBudget()));
   std::string dir = parent + "/" + id;
   if (::mkdir(dir.c_str(), 0755) < 0) {
     return failErrno("mkdir " + dir);

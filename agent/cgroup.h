@@ -27,6 +27,12 @@ struct CgroupStats {
   uint64_t io_write_bytes = 0;
 };
 
+// Tasks the agent keeps for itself (its threads, exec'd processes' setup) out of the guest's
+// kernel.threads-max; all containers share the rest through <root>/nanovisor's pids.max.
+inline constexpr int64_t kAgentTaskReserve = 128;
+// threads-max minus kAgentTaskReserve (at least 64).
+[[nodiscard]] int64_t containerTaskBudget();
+
 // The cgroup v2 hierarchy the agent manages: <root>/nanovisor/<container id>.
 class Cgroups {
  public:

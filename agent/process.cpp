@@ -11,9 +11,11 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "common/logging.h"
 #include "common/syscall.h"
 
 namespace nv::agent {
@@ -92,7 +94,9 @@ void Process::startPump(UniqueFd fd, std::shared_ptr<StreamBuffer> buffer) {
   }
   // The thread owns the fd and a reference to the buffer; it ends at EOF (all writers of the
   // pipe gone, or EIO on a pty whose slave closed) or when the buffer is cancelled.
-  std::thread([fd = std::move(fd), buffer = std::move(buffer)] {
+  // Thread creation fails (EAGAIN) when a workload fills the guest's task table: the stream
+  // then ends at once (the exception must not reach PID 1's top level).
+  auto pump = [fd = std::move(fd), buffer] {
     std::vector<uint8_t> chunk(64 * 1024);
     while (true) {
       ssize_t n = retryOnEintr([&] { return ::read(fd.get(), chunk.data(), chunk.size()); });
@@ -110,7 +114,13 @@ void Process::startPump(UniqueFd fd, std::shared_ptr<StreamBuffer> buffer) {
       }
     }
     buffer->close();
-  }).detach();
+  };
+  try {
+    std::thread(std::move(pump)).detach();
+  } catch (const std::system_error& e) {
+    log::get("agent")->warn("no thread for a process stream: {}", e.what());
+    buffer->close();
+  }
 }
 
 pid_t Process::pid() const {

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "common/logging.h"
@@ -118,16 +119,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     auto self = shared_from_this();
     const Handler& handler = it->second;
-    std::thread([self, stream, &handler, body = std::move(req->payload)] {
-      Reply reply;
-      try {
-        reply = handler(self->service_, body);
-      } catch (const std::exception& e) {
-        reply = Reply{{ttrpc::StatusCode::kInternal, std::string("internal error: ") + e.what()}, {}};
-      }
-      self->send(stream, reply);
-      self->inflight_.fetch_sub(1);
-    }).detach();
+    // A workload that fills the guest's task table (a fork bomb) makes thread creation fail
+    // with EAGAIN: answer that, never let the exception end PID 1 (a guest panic).
+    try {
+      std::thread([self, stream, &handler, body = std::move(req->payload)] {
+        Reply reply;
+        try {
+          reply = handler(self->service_, body);
+        } catch (const std::exception& e) {
+          reply = Reply{{ttrpc::StatusCode::kInternal, std::string("internal error: ") + e.what()}, {}};
+        }
+        self->send(stream, reply);
+        self->inflight_.fetch_sub(1);
+      }).detach();
+    } catch (const std::system_error& e) {
+      inflight_.fetch_sub(1);
+      send(stream, Reply{{ttrpc::StatusCode::kResourceExhausted,
+                          std::string("the agent cannot start a thread: ") + e.what()}, {}});
+    }
   }
 
   void send(uint32_t stream, const Reply& reply) {
@@ -165,12 +174,19 @@ Result<void> serveListener(AgentService& service, UniqueFd listener) {
       return failErrno("accept");
     }
     auto conn = std::make_shared<Connection>(service, std::make_shared<UniqueFd>(fd));
-    std::thread([conn] {
-      auto result = conn->serve();
-      log::get("agent")->debug("connection closed: {}",
-                               result ? std::string("ok") : result.error().message());
+    try {
+      std::thread([conn] {
+        auto result = conn->serve();
+        log::get("agent")->debug("connection closed: {}",
+                                 result ? std::string("ok") : result.error().message());
+        conn->close();
+      }).detach();
+    } catch (const std::system_error& e) {
+      // No thread for it (the guest's task table is full): drop this client, keep serving.
+      log::get("agent")->warn("connection dropped: {}", e.what());
       conn->close();
-    }).detach();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
 }
 

@@ -7,19 +7,33 @@
 
 namespace nv::agent {
 
-StreamBuffer::StreamBuffer(size_t capacity) : ring_(std::max<size_t>(capacity, 1)) {}
+StreamBuffer::StreamBuffer(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
+
+void StreamBuffer::release() {
+  ring_.reset();
+  head_ = 0;
+}
+
+size_t StreamBuffer::allocated() const {
+  std::lock_guard lock(mutex_);
+  return ring_ ? capacity_ : 0;
+}
 
 bool StreamBuffer::write(std::span<const uint8_t> data) {
   std::unique_lock lock(mutex_);
   while (!data.empty()) {
-    writable_.wait(lock, [&] { return cancelled_ || size_ < ring_.size(); });
+    writable_.wait(lock, [&] { return cancelled_ || size_ < capacity_; });
     if (cancelled_ || closed_) {
       return false;
     }
-    size_t tail = (head_ + size_) % ring_.size();
-    size_t room = ring_.size() - size_;
-    size_t chunk = std::min({data.size(), room, ring_.size() - tail});
-    std::memcpy(ring_.data() + tail, data.data(), chunk);
+    if (!ring_) {
+      ring_.reset(new uint8_t[capacity_]);  // not zero-filled: pages come as bytes arrive
+      head_ = 0;
+    }
+    size_t tail = (head_ + size_) % capacity_;
+    size_t room = capacity_ - size_;
+    size_t chunk = std::min({data.size(), room, capacity_ - tail});
+    std::memcpy(ring_.get() + tail, data.data(), chunk);
     size_ += chunk;
     data = data.subspan(chunk);
     readable_.notify_all();
@@ -30,6 +44,7 @@ bool StreamBuffer::write(std::span<const uint8_t> data) {
 void StreamBuffer::close() {
   std::lock_guard lock(mutex_);
   closed_ = true;
+  if (size_ == 0) release();
   readable_.notify_all();
   writable_.notify_all();
 }
@@ -39,6 +54,7 @@ void StreamBuffer::cancel() {
   cancelled_ = true;
   closed_ = true;
   size_ = 0;
+  release();
   readable_.notify_all();
   writable_.notify_all();
 }
@@ -55,11 +71,12 @@ StreamBuffer::ReadResult StreamBuffer::read(size_t max_bytes, std::chrono::milli
   }
   size_t n = std::min(max_bytes, size_);
   out.data.resize(n);
-  size_t first = std::min(n, ring_.size() - head_);
-  std::memcpy(out.data.data(), ring_.data() + head_, first);
-  std::memcpy(out.data.data() + first, ring_.data(), n - first);
-  head_ = (head_ + n) % ring_.size();
+  size_t first = std::min(n, capacity_ - head_);
+  std::memcpy(out.data.data(), ring_.get() + head_, first);
+  std::memcpy(out.data.data() + first, ring_.get(), n - first);
+  head_ = (head_ + n) % capacity_;
   size_ -= n;
+  if (size_ == 0 && closed_) release();
   writable_.notify_all();
   return out;
 }

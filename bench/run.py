@@ -13,6 +13,8 @@ through a private containerd with our shim beside runc's, host memory per idle p
 density (NV_BENCH_DENSITY idle sandboxes, default 50, filling for at most
 NV_BENCH_DENSITY_SECONDS, default 300: how many answer exec, start rate, memory; plotted to
 bench/results/density.svg),
+vmm (nanovisor-vmm beside QEMU microvm -accel kvm running the same test guest: start to
+first guest output, memory overhead, virtio-blk throughput),
 kernel (kernel cache), images (OCI import and EROFS rootfs build of a generated ~100 MiB
 5-layer image, beside `umoci unpack`). `--only` (or
 NV_BENCH_ONLY) picks a group by name or rows whose metric contains the string; a partial run
@@ -487,6 +489,107 @@ def bench_rootfs_cached(build):
     return (lambda: timed(cmd)), None, ""
 
 
+# The vmm group: nanovisor-vmm beside QEMU microvm with KVM, both running the same freestanding
+# test guest (tests/kvm/guests: PVH entry for QEMU, virtio-mmio found at either machine's
+# addresses). These run on the PVM KVM of the CI machines, which runs 64-bit test guests.
+def vmm_setup(build):
+    vmm = build / "bin/nanovisor-vmm"
+    guest = build / "tests/kvm/guests/test_guest.elf"
+    if not vmm.exists() or not guest.exists():
+        raise Skip("nanovisor-vmm or the test guest not built (make)")
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as e:
+        raise Skip(f"/dev/kvm: {e.strerror}")
+    if not shutil.which("qemu-system-x86_64"):
+        raise Skip("qemu-system-x86_64 not installed")
+
+    def ours(test, memory=128, disk=None):
+        cmd = [str(vmm), "--kernel", str(guest), "--cmdline", test, "--memory", str(memory),
+               "--console", "-", "--log-level", "warn"]
+        return cmd + (["--disk", f"{disk},rw"] if disk else [])
+
+    def peer(test, memory=128, disk=None):
+        # Guest RAM from a memfd, as ours, so "RSS minus guest memory" means the same for both.
+        cmd = ["qemu-system-x86_64", "-M", "microvm,memory-backend=ram", "-accel", "kvm",
+               "-object", f"memory-backend-memfd,id=ram,size={memory}M", "-m", f"{memory}M",
+               "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+               "-global", "virtio-mmio.force-legacy=false", "-kernel", str(guest),
+               "-append", test, "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4"]
+        if disk:
+            cmd += ["-drive", f"file={disk},format=raw,if=none,id=d0",
+                    "-device", "virtio-blk-device,drive=d0"]
+        return cmd
+    return ours, peer
+
+
+def first_output_seconds(cmd):
+    """Process start to the guest's first serial byte on the host, then the VM's end."""
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first = p.stdout.read(1)
+    took = time.monotonic() - start
+    p.stdout.read()
+    p.wait(timeout=60)
+    if not first:
+        raise subprocess.CalledProcessError(p.returncode, cmd)
+    return took
+
+
+def overhead_mib(cmd):
+    """RSS minus guest memory (RssShmem: the memfd) once the idle guest runs."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        if b"idle" not in p.stdout.readline():
+            raise subprocess.CalledProcessError(p.poll() or -1, cmd)
+        time.sleep(0.3)
+        fields = {}
+        for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.split()[0] if value.split() else "0"
+        return (int(fields["VmRSS"]) - int(fields.get("RssShmem", "0"))) / 1024
+    finally:
+        p.kill()
+        p.wait()
+
+
+def bench_vmm_start(build):
+    ours, peer = vmm_setup(build)
+    return ((lambda: first_output_seconds(ours("test=serial"))),
+            (lambda: first_output_seconds(peer("test=serial"))),
+            "QEMU microvm -accel kvm, same guest (PVH)")
+
+
+def bench_vmm_memory(build):
+    ours, peer = vmm_setup(build)
+    return ((lambda: overhead_mib(ours("test=idle"))),
+            (lambda: overhead_mib(peer("test=idle"))),
+            "QEMU microvm -accel kvm, same guest, memfd RAM")
+
+
+def bench_vmm_blk(build):
+    """The guest writes N MiB through virtio-blk, reads them back and checks them (1 MiB
+    requests, one at a time: a polling driver). Runs of 68 and 4 MiB: the difference is
+    2 × 64 MiB moved, divided by the difference in time."""
+    ours, peer = vmm_setup(build)
+    disk = WORK / "vmm-blk.img"
+
+    def rate(make):
+        times = {}
+        for mib in (4, 68):
+            disk.unlink(missing_ok=True)
+            disk.write_bytes(b"")
+            os.truncate(disk, 80 << 20)
+            cmd = make(f"test=blk mib={mib} seed=7", memory=256, disk=disk)
+            start = time.monotonic()
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+            times[mib] = time.monotonic() - start
+            if f"verified {mib} MiB" not in out:
+                raise subprocess.CalledProcessError(1, cmd)
+        return 2 * 64 / max(times[68] - times[4], 1e-3)
+    return (lambda: rate(ours)), (lambda: rate(peer)), "QEMU microvm -accel kvm, same guest"
+
+
 # (group, metric, unit, goal, setup)
 BENCHMARKS = [
     ("vm", "nanovisor run --rm busybox true (qemu driver, TCG)", "s",
@@ -506,6 +609,12 @@ BENCHMARKS = [
      density_row("rate")),
     ("density", "density: host memory per idle sandbox at the end (Pss)", "MiB", "report",
      density_row("pss")),
+    ("vmm", "VMM start to first guest output (test guest, serial)", "s",
+     "≤ 10 ms and ≤ 0.3× peer", bench_vmm_start),
+    ("vmm", "VMM memory overhead: RSS minus guest memory (idle test guest, 128 MiB)", "MiB",
+     "≤ 5 MiB", bench_vmm_memory),
+    ("vmm", "virtio-blk write + read back, 1 MiB requests (polling test guest)", "MiB/s",
+     "≥ peer", bench_vmm_blk),
     ("kernel", "make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
     ("images", f"image import (cold): ~{IMAGE_MIB} MiB 5-layer OCI layout, verify + unpack", "s",
      "≤ peer", bench_image_import_cold),

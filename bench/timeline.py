@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Where `nanovisor run --rm busybox true` spends its time: the guest console on a host clock.
 
-Usage: bench/timeline.py BUILD_DIR [--grep REGEX] [--cmdline "EXTRA KERNEL ARGS"]
+Usage: bench/timeline.py BUILD_DIR [--grep REGEX] [--cmdline "EXTRA KERNEL ARGS"] [--debug]
 
 Runs one sandbox (qemu driver) whose QEMU goes through a wrapper that sends the serial console
 to a Unix socket and replaces the kernel's `quiet` with `printk.time=1 printk.devkmsg=on` (plus
@@ -10,6 +10,8 @@ to a Unix socket and replaces the kernel's `quiet` with `printk.time=1 printk.de
 milliseconds since the CLI started, then the CLI's exit. The kernel's own [seconds] follow the
 guest clock, which under TCG can lag the host's; the host column is the one to trust. The VMM
 jail and host cgroup are off for this run (the wrapper lives outside the jail's view).
+--debug runs the CLI with --log-level debug (the agent then logs at debug level too) and
+interleaves the CLI's log lines (`CLI ...`) with the console's on the same host clock.
 NANOVISOR_INITRAMFS picks another initramfs (e.g. to compare two agents). Scratch files go to
 a temp dir, removed at exit. Method and findings: docs/performance.md.
 """
@@ -42,6 +44,8 @@ def main():
     ap.add_argument("build", type=Path)
     ap.add_argument("--grep", default="", help="print only console lines matching this regex")
     ap.add_argument("--cmdline", default="", help="extra guest kernel arguments")
+    ap.add_argument("--debug", action="store_true",
+                    help="CLI and agent at debug level; CLI log lines on the same clock")
     args = ap.parse_args()
     build = args.build.resolve()
     nanovisor = build / "bin/nanovisor"
@@ -82,11 +86,16 @@ def main():
                        capture_output=True)
         env = dict(os.environ, NV_TL_SOCKET=sock_path, NV_TL_CMDLINE=args.cmdline)
         start = time.monotonic()
-        run = subprocess.run(base + ["run", "--rm", "busybox", "true"], env=env)
+        level = ["--log-level", "debug"] if args.debug else []
+        run = subprocess.Popen(base + level + ["run", "--rm", "busybox", "true"], env=env,
+                               stderr=subprocess.PIPE, text=True, errors="replace")
+        for line in run.stderr:
+            lines.append((time.monotonic(), "CLI " + line.rstrip()))
+        run.wait()
         end = time.monotonic()
         reader.join(timeout=2)
         pattern = re.compile(args.grep) if args.grep else None
-        for at, line in lines:
+        for at, line in sorted(lines, key=lambda entry: entry[0]):
             if pattern is None or pattern.search(line):
                 print(f"{(at - start) * 1000:7.0f} ms  {line}")
         print(f"{(end - start) * 1000:7.0f} ms  nanovisor exited ({run.returncode})")

@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "runtime/agent_client.h"
+#include "runtime/libvirt_driver.h"
 #include "runtime/oci_spec.h"
 #include "runtime/state.h"
 #include "runtime/stdio.h"
@@ -114,11 +115,24 @@ Result<int> rmCommand(const GlobalOptions& global, const std::vector<std::string
     auto removed = [&]() -> Result<void> {
       NV_ASSIGN_OR_RETURN(auto full_id, store.resolve(id));
       NV_ASSIGN_OR_RETURN(auto state, store.load(full_id));
-      if (state.liveStatus() == "running" || state.liveStatus() == "creating") {
-        if (!force) {
-          return fail(Errc::kInvalidArgument,
-                      "sandbox " + full_id + " is running; kill it first or use rm -f");
+      // libvirt's QEMU is libvirtd's child, not the owner's: when the VM may still run (also
+      // after its owner died), rm needs libvirt to end it. Without libvirt nothing is touched,
+      // so an rm once libvirtd is back removes everything.
+      const std::string live = state.liveStatus();
+      const bool libvirt_vm =
+          state.driver == "libvirt" && (live == "running" || live == "creating" || live == "dead");
+      const bool running = live == "running" || live == "creating";
+      if (running && !force) {
+        return fail(Errc::kInvalidArgument,
+                    "sandbox " + full_id + " is running; kill it first or use rm -f");
+      }
+      if (libvirt_vm) {
+        if (auto up = runtime::libvirtReachable(config.libvirt_uri); !up) {
+          return tl::unexpected(up.error().wrap("sandbox " + full_id +
+                                                " not removed (run rm again once libvirt is back)"));
         }
+      }
+      if (running) {
         // The owner tears the VM down when its workload dies; if it does not, end the owner
         // (its VMM dies with it).
         if (auto a = attach(global, full_id)) {
@@ -137,6 +151,7 @@ Result<int> rmCommand(const GlobalOptions& global, const std::vector<std::string
           std::this_thread::sleep_for(milliseconds(20));
         }
       }
+      if (libvirt_vm) NV_TRY(runtime::destroyLibvirtDomain(config.libvirt_uri, full_id));
       NV_TRY(store.remove(full_id));
       std::printf("%s\n", full_id.c_str());
       return {};

@@ -40,6 +40,8 @@ struct RunOptions {
   std::string user;
   std::string hostname;
   bool no_exec = false;
+  std::string disk_bps;                   // RATE[:BURST] bytes/s
+  std::string disk_iops;                  // RATE[:BURST] requests/s
   std::string image;
   std::vector<std::string> command;
 };

@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-u,--user", run.user, "user[:group] or uid[:gid]");
   run_cmd->add_option("--hostname", run.hostname, "container hostname");
   run_cmd->add_flag("--no-exec", run.no_exec, "refuse later exec requests in this sandbox");
+  run_cmd->add_option("--disk-bps", run.disk_bps,
+                      "rate limit of each disk in bytes/s, e.g. 50m or 50m:200m (RATE:BURST)");
+  run_cmd->add_option("--disk-iops", run.disk_iops,
+                      "rate limit of each disk in requests/s, e.g. 1000 or 1000:4000");
   run_cmd->add_option("image", run.image, "image name (see nanovisor image ls); then the command")->required();
   // Everything after IMAGE is the command, options included (`sh -c ...`).
   run_cmd->prefix_command();

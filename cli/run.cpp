@@ -17,11 +17,13 @@
 #include <cstring>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include "cli/commands.h"
-#include "cli/size.h"
 #include "common/event_fd.h"
 #include "common/logging.h"
+#include "common/rate_limit.h"
+#include "common/size.h"
 #include "common/syscall.h"
 #include "common/unique_fd.h"
 #include "images/policy.h"
@@ -90,6 +92,7 @@ Result<int> serve(const runtime::RuntimeConfig& config, runtime::SandboxConfig s
   pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
 
   const std::string id = sandbox.id;
+  log::get("cli")->debug("{}: starting the sandbox", id);
   auto started = runtime::Sandbox::start(config, runtime::StateStore(config.state_dir),
                                          std::move(sandbox));
   if (!started) {
@@ -143,6 +146,7 @@ Result<int> serve(const runtime::RuntimeConfig& config, runtime::SandboxConfig s
   stdio.start(in_fd, out_fd, detached ? err_fd : (tty ? -1 : 2));
   reportStart(ready, "ok");
   auto status = sb->waitInit();
+  log::get("cli")->debug("{}: the container exited", id);
   stdio.drain();
   (void)stop.write();
   ::pthread_kill(signals.native_handle(), SIGUSR2);
@@ -312,7 +316,13 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
     NV_ASSIGN_OR_RETURN(policy, images::loadPolicy(config.policy.string()));
   }
   NV_TRY(images::checkPolicy(store, *image, policy));
-  NV_ASSIGN_OR_RETURN(std::string rootfs, images::rootfsImage(store, *image));
+  // The cached EROFS rootfs is rebuilt when it is missing; a missing or damaged layer blob
+  // cannot be: the image must be imported again.
+  auto rootfs = images::rootfsImage(store, *image);
+  if (!rootfs) {
+    return tl::unexpected(rootfs.error().wrap(
+        "the rootfs of image '" + image->name + "' cannot be built (import the image again)"));
+  }
 
   uint64_t memory_limit = 0;
   if (!options.memory.empty()) {
@@ -324,7 +334,7 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
   runtime::SandboxConfig sandbox;
   sandbox.id = options.name.empty() ? runtime::newSandboxId() : options.name;
   sandbox.image = image->name;
-  sandbox.rootfs_image = rootfs;
+  sandbox.rootfs_image = *rootfs;
   sandbox.hostname = options.hostname.empty() ? sandbox.id.substr(0, 12) : options.hostname;
   sandbox.cpus = options.cpus > 0 ? static_cast<uint32_t>(std::ceil(options.cpus)) : config.cpus;
   // The VM gets the container's limit plus room for the guest kernel and agent.
@@ -332,6 +342,17 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
                                                              (memory_limit >> 20) + 96)
                                         : config.memory_mib;
   sandbox.exec_allowed = !options.no_exec;
+  for (auto [flag, text, unit, limit] :
+       {std::tuple{"--disk-bps", &options.disk_bps, RateUnit::kBytes, &sandbox.disk_limit.bytes},
+        std::tuple{"--disk-iops", &options.disk_iops, RateUnit::kOps, &sandbox.disk_limit.ops}}) {
+    if (!text->empty()) {
+      auto parsed = parseRateLimit(*text, unit);
+      if (!parsed) {
+        return fail(Errc::kInvalidArgument, std::string(flag) + ": " + parsed.error().message());
+      }
+      *limit = *parsed;
+    }
+  }
   sandbox.auto_remove = options.remove;
   for (const auto& text : options.volumes) {
     NV_ASSIGN_OR_RETURN(auto volume, parseVolume(text));

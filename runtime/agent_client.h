@@ -36,8 +36,9 @@ class AgentClient {
   explicit AgentClient(std::unique_ptr<AgentTransport> transport)
       : transport_(std::move(transport)) {}
 
-  // Connects to the agent's channel socket and waits until it answers Health, up to `timeout`
-  // (the guest may still be booting). The error says what the agent did or did not do.
+  // Connects to the agent's channel socket, retrying until it exists, up to `timeout`. The
+  // guest may still be booting: the first call waits in the channel until the agent reads it,
+  // so the caller's first real request doubles as the handshake (no Health round trip).
   [[nodiscard]] static Result<std::unique_ptr<AgentClient>> connect(
       const std::filesystem::path& socket, std::chrono::milliseconds timeout);
 

@@ -151,13 +151,7 @@ Result<std::unique_ptr<AgentClient>> AgentClient::connect(const std::filesystem:
     if (std::chrono::steady_clock::now() >= deadline) return tl::unexpected(fd.error());
     std::this_thread::sleep_for(milliseconds(5));
   }
-  auto client = std::make_unique<AgentClient>(makeUnixTransport(std::move(*fd)));
-  // The guest may still be booting: the request waits in the channel until the agent reads it.
-  auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-  nanovisor::agent::v1::HealthRequest health;
-  NV_TRY(client->call<nanovisor::agent::v1::HealthResponse>("Health", health,
-                                                           std::max(left, milliseconds(1))));
-  return client;
+  return std::make_unique<AgentClient>(makeUnixTransport(std::move(*fd)));
 }
 
 }  // namespace nv::runtime

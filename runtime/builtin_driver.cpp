@@ -230,10 +230,7 @@ class BuiltinVm final : public Vm {
 
   void recordExit(int status) {
     if (exit_description_.empty()) {
-      int code = waitStatusToExitCode(status);
-      exit_description_ = code > 128
-                              ? "nanovisor-vmm killed by signal " + std::to_string(code - 128)
-                              : "nanovisor-vmm exited with status " + std::to_string(code);
+      exit_description_ = vmmExitDescription("nanovisor-vmm", status);
     }
     api_.reset();
   }
@@ -264,9 +261,16 @@ std::vector<std::string> builtinArgs(const VmSpec& spec, const BuiltinOptions& o
       "--rng",
       "--log-level", options.log_level,
   };
+  std::string limit;
+  if (spec.disk_limit.bytes.limited()) {
+    limit += ",bps=" + formatRateLimit(spec.disk_limit.bytes);
+  }
+  if (spec.disk_limit.ops.limited()) {
+    limit += ",iops=" + formatRateLimit(spec.disk_limit.ops);
+  }
   for (const auto& disk : spec.disks) {
     a.insert(a.end(), {"--disk", disk.path.string() + (disk.read_only ? ",ro" : ",rw") +
-                                     ",id=" + disk.serial});
+                                     ",id=" + disk.serial + limit});
   }
   return a;
 }
@@ -306,10 +310,11 @@ Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
   const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
   Result<ttrpc::Client> api = fail(Errc::kUnavailable, "not tried");
   while (!(api = ttrpc::Client::connect(io->context(), (spec.dir / "vmm.sock").string()))) {
-    if (process->wait(milliseconds(10))) {
+    if (auto status = process->wait(milliseconds(10))) {
       std::string why = logTail(spec.dir / "vmm.log", 2);
-      return fail(Errc::kUnavailable,
-                  "nanovisor-vmm did not start: " + (why.empty() ? "no log" : why));
+      return fail(Errc::kUnavailable, "nanovisor-vmm did not start: " +
+                                          vmmExitDescription("nanovisor-vmm", *status) +
+                                          (why.empty() ? "" : ": " + why));
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       return fail(Errc::kTimeout, "nanovisor-vmm did not open its control socket within " +

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/libvirt_driver.h"
 
+#include <dlfcn.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <poll.h>
@@ -8,8 +9,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "common/logging.h"
 #include "common/syscall.h"
@@ -36,18 +40,78 @@ std::string xmlEscape(const std::string& s) {
   return out;
 }
 
+// libvirt's client library is loaded on first use (dlopen), not linked: with it and the ~45
+// libraries it pulls in, every CLI and shim process paid ~20 ms at start for a driver that
+// the qemu and builtin drivers never use (docs/performance.md).
+struct LibvirtApi {
+  decltype(&::virSetErrorFunc) setErrorFunc = nullptr;
+  decltype(&::virGetLastErrorMessage) getLastErrorMessage = nullptr;
+  decltype(&::virGetLastError) getLastError = nullptr;
+  decltype(&::virConnectOpen) connectOpen = nullptr;
+  decltype(&::virConnectClose) connectClose = nullptr;
+  decltype(&::virDomainCreateXML) domainCreateXML = nullptr;
+  decltype(&::virDomainLookupByName) domainLookupByName = nullptr;
+  decltype(&::virDomainDestroy) domainDestroy = nullptr;
+  decltype(&::virDomainSuspend) domainSuspend = nullptr;
+  decltype(&::virDomainResume) domainResume = nullptr;
+  decltype(&::virDomainFree) domainFree = nullptr;
+};
+
+template <class Fn>
+void bindSymbol(void* library, const char* name, Fn& fn, std::string& missing) {
+  void* symbol = ::dlsym(library, name);
+  if (symbol == nullptr) {
+    missing += missing.empty() ? name : std::string(", ") + name;
+    return;
+  }
+  static_assert(sizeof fn == sizeof symbol);
+  std::memcpy(&fn, &symbol, sizeof fn);  // dlsym's object pointer to the function's type
+}
+
+// The loaded API, or the reason it is not there. Loaded once; never unloaded.
+const Result<LibvirtApi>& libvirtApi() {
+  static const Result<LibvirtApi> api = []() -> Result<LibvirtApi> {
+    void* library = ::dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) {
+      return fail(Errc::kUnavailable, std::string("cannot load libvirt's client library (") +
+                                          ::dlerror() + "); install libvirt0 (make deps)");
+    }
+    LibvirtApi a;
+    std::string missing;
+    bindSymbol(library, "virSetErrorFunc", a.setErrorFunc, missing);
+    bindSymbol(library, "virGetLastErrorMessage", a.getLastErrorMessage, missing);
+    bindSymbol(library, "virGetLastError", a.getLastError, missing);
+    bindSymbol(library, "virConnectOpen", a.connectOpen, missing);
+    bindSymbol(library, "virConnectClose", a.connectClose, missing);
+    bindSymbol(library, "virDomainCreateXML", a.domainCreateXML, missing);
+    bindSymbol(library, "virDomainLookupByName", a.domainLookupByName, missing);
+    bindSymbol(library, "virDomainDestroy", a.domainDestroy, missing);
+    bindSymbol(library, "virDomainSuspend", a.domainSuspend, missing);
+    bindSymbol(library, "virDomainResume", a.domainResume, missing);
+    bindSymbol(library, "virDomainFree", a.domainFree, missing);
+    if (!missing.empty()) {
+      return fail(Errc::kUnavailable, "libvirt.so.0 lacks " + missing + " (libvirt too old)");
+    }
+    return a;
+  }();
+  return api;
+}
+
+// Only where a connection exists, i.e. after openConnection loaded the API.
+const LibvirtApi& lv() { return *libvirtApi(); }
+
 void silentLibvirtErrors(void* /*user*/, virErrorPtr /*error*/) {}
 
 std::string lastLibvirtError() {
-  const char* msg = virGetLastErrorMessage();
+  const char* msg = lv().getLastErrorMessage();
   return msg != nullptr ? msg : "unknown libvirt error";
 }
 
 struct ConnectCloser {
-  void operator()(virConnectPtr c) const { virConnectClose(c); }
+  void operator()(virConnectPtr c) const { lv().connectClose(c); }
 };
 struct DomainFreer {
-  void operator()(virDomainPtr d) const { virDomainFree(d); }
+  void operator()(virDomainPtr d) const { lv().domainFree(d); }
 };
 using ConnectPtr = std::unique_ptr<virConnect, ConnectCloser>;
 using DomainPtr = std::unique_ptr<virDomain, DomainFreer>;
@@ -78,10 +142,12 @@ class LibvirtVm final : public Vm {
 
   void kill() override {
     if (!domain_) return;
-    // Closing the connection lets libvirtd destroy the AUTODESTROY domain on its own time
-    // (virsh destroy takes ~1.4 s here); a SIGKILL to QEMU makes it immediate for the guest.
+    // A SIGKILL through the pidfd needs no libvirtd (it may be restarting): libvirtd sees its
+    // QEMU's monitor close, now or when it is back, and drops the transient domain.
     if (!exited_ && pid_ > 0) {
       ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+      pollfd pfd{pidfd_.get(), POLLIN, 0};
+      (void)retryOnEintr([&] { return ::poll(&pfd, 1, 5000); });
     }
     domain_.reset();
     conn_.reset();
@@ -92,7 +158,7 @@ class LibvirtVm final : public Vm {
 
   Result<void> pause() override {
     if (!domain_) return fail(Errc::kUnavailable, "domain is gone");
-    if (virDomainSuspend(domain_.get()) != 0) {
+    if (lv().domainSuspend(domain_.get()) != 0) {
       return fail(Errc::kUnavailable, "libvirt suspend: " + lastLibvirtError());
     }
     return {};
@@ -100,7 +166,7 @@ class LibvirtVm final : public Vm {
 
   Result<void> resume() override {
     if (!domain_) return fail(Errc::kUnavailable, "domain is gone");
-    if (virDomainResume(domain_.get()) != 0) {
+    if (lv().domainResume(domain_.get()) != 0) {
       return fail(Errc::kUnavailable, "libvirt resume: " + lastLibvirtError());
     }
     return {};
@@ -154,13 +220,28 @@ std::string libvirtDomainXml(const VmSpec& spec, const LibvirtOptions& options) 
   x += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n";
   x += "  <on_crash>destroy</on_crash>\n";
   x += "  <devices>\n";
+  // Disk rate limit: libvirt's <iotune> (QEMU's throttling; the burst over one second).
+  std::string iotune;
+  auto tune = [&](const char* name, const RateLimit& limit) {
+    if (limit.limited()) {
+      iotune += fmt::format("<total_{0}_sec>{1}</total_{0}_sec>", name, limit.rate);
+      if (limit.burst != 0) {
+        iotune += fmt::format("<total_{0}_sec_max>{1}</total_{0}_sec_max>", name, limit.burst);
+      }
+    }
+  };
+  tune("bytes", spec.disk_limit.bytes);
+  tune("iops", spec.disk_limit.ops);
+  if (!iotune.empty()) {
+    iotune = "<iotune>" + iotune + "</iotune>";
+  }
   char dev = 'a';
   for (const auto& disk : spec.disks) {
     x += "    <disk type='file' device='disk'><driver name='qemu' type='raw'/>";
     x += "<source file='" + xmlEscape(disk.path.string()) + "'/>";
     x += "<target dev='vd" + std::string(1, dev++) + "' bus='virtio'/>";
     x += "<serial>" + xmlEscape(disk.serial) + "</serial>";
-    x += std::string(disk.read_only ? "<readonly/>" : "") + "</disk>\n";
+    x += std::string(disk.read_only ? "<readonly/>" : "") + iotune + "</disk>\n";
   }
   // Volumes: QEMU runs as libvirt-qemu here, so `squash` (QEMU's security_model=none): the
   // guest's chown requests fail quietly instead of failing every create.
@@ -184,8 +265,9 @@ std::string libvirtDomainXml(const VmSpec& spec, const LibvirtOptions& options) 
 namespace {
 
 Result<ConnectPtr> openConnection(const std::string& uri) {
-  virSetErrorFunc(nullptr, silentLibvirtErrors);
-  ConnectPtr conn(virConnectOpen(uri.c_str()));
+  if (!libvirtApi()) return tl::unexpected(libvirtApi().error());
+  lv().setErrorFunc(nullptr, silentLibvirtErrors);
+  ConnectPtr conn(lv().connectOpen(uri.c_str()));
   if (!conn) {
     return fail(Errc::kUnavailable,
                 "libvirt at " + uri + " is not reachable (" + lastLibvirtError() +
@@ -201,12 +283,33 @@ Result<void> libvirtReachable(const std::string& uri) {
   return {};
 }
 
+Result<void> destroyLibvirtDomain(const std::string& uri, const std::string& id) {
+  NV_ASSIGN_OR_RETURN(ConnectPtr conn, openConnection(uri));
+  const std::string name = "nanovisor-" + id;
+  DomainPtr domain(lv().domainLookupByName(conn.get(), name.c_str()));
+  if (!domain) return {};  // gone already (or never started)
+  if (lv().domainDestroy(domain.get()) != 0) {
+    virErrorPtr error = lv().getLastError();
+    // Not running, or gone meanwhile (its QEMU was just killed and libvirtd dropped it).
+    if (error != nullptr &&
+        (error->code == VIR_ERR_OPERATION_INVALID || error->code == VIR_ERR_NO_DOMAIN)) {
+      return {};
+    }
+    return fail(Errc::kUnavailable, "libvirt could not destroy domain " + name + ": " +
+                                        lastLibvirtError());
+  }
+  return {};
+}
+
 Result<std::unique_ptr<Vm>> LibvirtDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
   NV_ASSIGN_OR_RETURN(ConnectPtr conn, openConnection(options_.uri));
   std::string xml = libvirtDomainXml(spec, options_);
   log::get("libvirt")->debug("domain XML:\n{}", xml);
-  DomainPtr domain(virDomainCreateXML(conn.get(), xml.c_str(), VIR_DOMAIN_START_AUTODESTROY));
+  // Not AUTODESTROY: libvirtd destroys such domains when it stops or restarts (the client
+  // connections close), and a sandbox must outlive a libvirtd restart. The VM's owner kills
+  // QEMU itself (kill()); `rm` destroys a domain whose owner died (destroyLibvirtDomain).
+  DomainPtr domain(lv().domainCreateXML(conn.get(), xml.c_str(), 0));
   if (!domain) {
     return fail(Errc::kUnavailable, "libvirt could not start the domain: " + lastLibvirtError());
   }

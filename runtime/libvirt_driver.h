@@ -22,6 +22,10 @@ struct LibvirtOptions {
 // Opens and closes a connection: Errc::kUnavailable with a how-to-start hint when it fails.
 [[nodiscard]] Result<void> libvirtReachable(const std::string& uri);
 
+// Destroys the domain of sandbox `id` if libvirt still runs it (its owner died without killing
+// its QEMU); fine when there is none. Errc::kUnavailable when libvirt is not reachable.
+[[nodiscard]] Result<void> destroyLibvirtDomain(const std::string& uri, const std::string& id);
+
 class LibvirtDriver final : public Driver {
  public:
   explicit LibvirtDriver(LibvirtOptions options) : options_(std::move(options)) {}

@@ -82,6 +82,8 @@ Result<void> Sandbox::boot() {
   state_.owner_pid = ::getpid();
   state_.cpus = config_.cpus;
   state_.memory_mib = config_.memory_mib;
+  state_.disk_bps = formatRateLimit(config_.disk_limit.bytes);
+  state_.disk_iops = formatRateLimit(config_.disk_limit.ops);
   state_.auto_remove = config_.auto_remove;
   state_.created_unix = nowUnix();
   NV_TRY(store_.save(state_));
@@ -93,6 +95,7 @@ Result<void> Sandbox::boot() {
   spec.initramfs = runtime_.initramfs;
   spec.cpus = config_.cpus;
   spec.memory_mib = config_.memory_mib;
+  spec.disk_limit = config_.disk_limit;
   spec.disks = {{.path = config_.rootfs_image, .serial = kRootfsSerial, .read_only = true}};
   for (size_t i = 0; i < config_.volumes.size(); ++i) {
     const auto& volume = config_.volumes[i];
@@ -107,26 +110,42 @@ Result<void> Sandbox::boot() {
   spec.disk_slots = config_.disk_slots;
   if (!runtime_.log_level.empty()) spec.cmdline = "nanovisor.log=" + runtime_.log_level;
   NV_ASSIGN_OR_RETURN(vm_, driver_->create(spec));
+  log::get("runtime")->debug("{}: VMM started (pid {})", config_.id, vm_->vmmPid());
   state_.vmm_pid = vm_->vmmPid();
   NV_TRY(store_.save(state_));
 
-  auto agent = AgentClient::connect(vm_->agentSocket(), milliseconds(runtime_.agent_timeout_ms));
-  if (!agent) {
-    std::string why = vm_->wait(milliseconds(0)) ? vm_->exitReason() : agent.error().message();
-    // qemu keeps its console log beside its sockets (<dir>/vm), libvirt in <dir>.
-    const auto console = vm_->agentSocket().parent_path() / "console.log";
-    return fail(Errc::kUnavailable, "the guest agent did not answer: " + why +
-                                        " (console log: " + console.string() + ")");
-  }
-  agent_ = std::move(*agent);
-  NV_ASSIGN_OR_RETURN(proxy_, AgentProxy::start(dir / "api.sock", agent_));
-
+  // CreateSandbox is the first call: it waits in the channel while the guest boots, so the
+  // agent deadline covers it (no separate Health round trip before it).
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(runtime_.agent_timeout_ms);
   nanovisor::agent::v1::CreateSandboxRequest create_sandbox;
   create_sandbox.set_sandbox_id(config_.id);
   create_sandbox.set_hostname(config_.hostname);
   create_sandbox.mutable_policy()->set_exec_allowed(config_.exec_allowed);
-  NV_TRY(agent_->call<nanovisor::agent::v1::CreateSandboxResponse>("CreateSandbox",
-                                                                    create_sandbox));
+  auto answered = [&]() -> Result<void> {
+    auto agent = AgentClient::connect(vm_->agentSocket(), milliseconds(runtime_.agent_timeout_ms));
+    if (!agent) return fail(Errc::kUnavailable, agent.error().message());
+    agent_ = std::move(*agent);
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    NV_TRY(agent_->call<nanovisor::agent::v1::CreateSandboxResponse>(
+        "CreateSandbox", create_sandbox, std::max(left, milliseconds(1))));
+    return {};
+  }();
+  if (!answered) {
+    if (vm_->wait(milliseconds(0))) {
+      return fail(Errc::kUnavailable, "the guest agent did not answer: " + vmStopReason());
+    }
+    // No connection, no answer in time, or a closed channel; an agent that answered with an
+    // error (e.g. a bad hostname) says so itself.
+    if (!answered.error().is(Errc::kTimeout) && !answered.error().is(Errc::kUnavailable)) {
+      return tl::unexpected(answered.error());
+    }
+    return fail(Errc::kUnavailable, "the guest agent did not answer: " +
+                                        answered.error().message() + " (console log: " +
+                                        consoleLog().string() + ")");
+  }
+  log::get("runtime")->debug("{}: agent answered", config_.id);
+  NV_ASSIGN_OR_RETURN(proxy_, AgentProxy::start(dir / "api.sock", agent_));
 
   // Kept for `exec`, which starts from the container's process settings.
   {
@@ -163,10 +182,12 @@ Result<void> Sandbox::boot() {
   for (auto& secret : config_.secrets) std::fill(secret.data.begin(), secret.data.end(), '\0');
   config_.secrets.clear();
   NV_TRY(created);
+  log::get("runtime")->debug("{}: container created", config_.id);
 
   nanovisor::agent::v1::StartContainerRequest start;
   start.set_container_id(containerId());
   NV_TRY(agent_->call<nanovisor::agent::v1::StartContainerResponse>("StartContainer", start));
+  log::get("runtime")->debug("{}: container started", config_.id);
   state_.status = "running";
   NV_TRY(store_.save(state_));
   return {};
@@ -244,11 +265,26 @@ Result<int> Sandbox::waitContainer(const std::string& container_id) {
       "WaitProcess", wait, std::chrono::hours(24 * 365));
   if (!done) {
     if (vm_->wait(milliseconds(2000))) {
-      return fail(Errc::kUnavailable, "the sandbox VM stopped: " + vm_->exitReason());
+      return fail(Errc::kUnavailable, "the sandbox VM stopped: " + vmStopReason());
     }
     return tl::unexpected(done.error());
   }
   return done->exit_status();
+}
+
+std::filesystem::path Sandbox::consoleLog() const {
+  // qemu keeps its console log beside its sockets (<dir>/vm), libvirt in <dir>.
+  return vm_->agentSocket().parent_path() / "console.log";
+}
+
+std::string Sandbox::vmStopReason() const {
+  // A guest that panicked (or whose agent, PID 1, died) shuts the VM down cleanly (panic=-1,
+  // -no-reboot): the console log says why, the VMM's exit status does not.
+  // With --rm the log goes with the sandbox: no path to point at.
+  std::string crash = guestCrash(consoleLog());
+  std::string reason = crash.empty() ? vm_->exitReason() : crash;
+  if (config_.auto_remove) return reason;
+  return reason + " (console log: " + consoleLog().string() + ")";
 }
 
 void Sandbox::finish(int exit_code, const std::string& error) {
@@ -259,9 +295,11 @@ void Sandbox::finish(int exit_code, const std::string& error) {
   if (proxy_) proxy_->stop();
   proxy_.reset();
   if (vm_) vm_->kill();
+  log::get("runtime")->debug("{}: VM stopped", config_.id);
   if (state_.id.empty()) return;  // the state dir was never created
   if (config_.auto_remove) {
     (void)store_.remove(config_.id);
+    log::get("runtime")->debug("{}: removed", config_.id);
     return;
   }
   state_.status = error.empty() ? "exited" : "failed";

@@ -68,6 +68,7 @@ struct SandboxConfig {
   std::vector<SecretConfig> secrets;
   std::vector<FileConfig> files;
   uint32_t disk_slots = 0;                // pods: room for that many addContainer rootfs disks
+  DiskRateLimit disk_limit;               // each disk's rate limit (VmSpec::disk_limit)
 };
 
 // Pods: another container in a running sandbox's VM (addContainer).
@@ -116,6 +117,10 @@ class Sandbox {
   void finish(int exit_code, const std::string& error = "");
 
  private:
+  // The guest's serial console log; why the VM stopped by itself (a guest panic named from
+  // that log, else the VMM's exit), for one-line errors. Only with vm_ set.
+  [[nodiscard]] std::filesystem::path consoleLog() const;
+  [[nodiscard]] std::string vmStopReason() const;
   Sandbox(RuntimeConfig runtime, StateStore store, SandboxConfig config)
       : runtime_(std::move(runtime)), store_(std::move(store)), config_(std::move(config)) {}
   [[nodiscard]] Result<void> boot();

@@ -24,6 +24,7 @@ nlohmann::json toJson(const SandboxState& s) {
           {"status", s.status},   {"exit_code", s.exit_code}, {"error", s.error},
           {"driver", s.driver},   {"owner_pid", s.owner_pid}, {"vmm_pid", s.vmm_pid},
           {"cpus", s.cpus},       {"memory_mib", s.memory_mib},
+          {"disk_bps", s.disk_bps}, {"disk_iops", s.disk_iops},
           {"auto_remove", s.auto_remove}, {"created_unix", s.created_unix},
           {"finished_unix", s.finished_unix}};
 }
@@ -42,6 +43,8 @@ Result<SandboxState> fromJson(const nlohmann::json& j, const std::string& origin
     s.vmm_pid = j.value("vmm_pid", 0);
     s.cpus = j.value("cpus", 1u);
     s.memory_mib = j.value("memory_mib", uint64_t{256});
+    s.disk_bps = j.value("disk_bps", "");
+    s.disk_iops = j.value("disk_iops", "");
     s.auto_remove = j.value("auto_remove", false);
     s.created_unix = j.value("created_unix", int64_t{0});
     s.finished_unix = j.value("finished_unix", int64_t{0});

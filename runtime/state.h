@@ -26,6 +26,8 @@ struct SandboxState {
   pid_t vmm_pid = 0;
   uint32_t cpus = 1;
   uint64_t memory_mib = 256;
+  std::string disk_bps;                // the disk rate limits (formatRateLimit); "" unlimited
+  std::string disk_iops;
   bool auto_remove = false;
   int64_t created_unix = 0;
   int64_t finished_unix = 0;

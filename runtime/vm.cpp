@@ -1,10 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/vm.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstring>
+
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "common/subprocess.h"
 
 namespace nv::runtime {
 namespace {
@@ -101,6 +111,22 @@ Result<VmStats> processStats(pid_t pid) {
   return stats;
 }
 
+std::string vmmExitDescription(std::string_view program, int wait_status) {
+  if (!WIFSIGNALED(wait_status)) {
+    return fmt::format("{} exited with status {}", program, waitStatusToExitCode(wait_status));
+  }
+  const int sig = WTERMSIG(wait_status);
+  const char* abbrev = ::sigabbrev_np(sig);
+  std::string text = fmt::format("{} killed by signal {}", program, sig);
+  if (abbrev != nullptr) {
+    text += fmt::format(" (SIG{})", abbrev);
+  }
+  if (sig == SIGSYS) {
+    text += ": seccomp violation";
+  }
+  return text;
+}
+
 std::string logTail(const std::filesystem::path& path, size_t lines) {
   std::ifstream in(path);
   std::vector<std::string> all;
@@ -113,6 +139,31 @@ std::string logTail(const std::filesystem::path& path, size_t lines) {
     out += all[i];
   }
   return out;
+}
+
+std::string guestCrash(const std::filesystem::path& console_log) {
+  constexpr std::streamoff kTailBytes = 64 << 10;
+  constexpr size_t kMaxReason = 160;
+  std::ifstream in(console_log, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(size > kTailBytes ? size - kTailBytes : 0);
+  const std::string tail(std::istreambuf_iterator<char>(in), {});
+  static constexpr std::string_view kPanic = "Kernel panic - not syncing: ";
+  const auto at = tail.rfind(kPanic);
+  if (at == std::string::npos) return "";
+  std::string reason;
+  for (size_t i = at + kPanic.size(); i < tail.size() && tail[i] != '\n' && tail[i] != '\r'; ++i) {
+    const char c = tail[i];
+    reason += c >= 0x20 && c < 0x7f ? c : '?';
+    if (reason.size() == kMaxReason) break;
+  }
+  while (!reason.empty() && reason.back() == ' ') reason.pop_back();
+  if (reason.rfind("Attempted to kill init!", 0) == 0) {
+    return "the guest agent (PID 1) died: " + reason;
+  }
+  return "the guest kernel panicked: " + reason;
 }
 
 }  // namespace nv::runtime

@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "common/rate_limit.h"
 #include "common/result.h"
 
 namespace nv::runtime {
@@ -47,6 +49,9 @@ struct VmSpec {
   // Pods: empty disk slots that attachDisk fills while the VM runs (serials slot0, slot1, ...).
   // The guest sees each as a kDiskSlotBytes disk from boot on.
   uint32_t disk_slots = 0;
+  // Rate limit of each disk (and slot) on its own: what the guest can make the host's storage
+  // do. Unlimited by default.
+  DiskRateLimit disk_limit;
 
   [[nodiscard]] Result<void> validate() const;
 };
@@ -109,5 +114,17 @@ class Driver {
 
 // The last `lines` non-empty lines of a VMM's log file, joined by "; " (for one-line errors).
 [[nodiscard]] std::string logTail(const std::filesystem::path& path, size_t lines);
+
+// How a VMM process ended, from its wait status: "qemu exited with status 1", "qemu killed by
+// signal 9 (SIGKILL)", and for SIGSYS, which a seccomp filter sends (nanovisor-vmm's own,
+// QEMU's -sandbox), "nanovisor-vmm killed by signal 31 (SIGSYS): seccomp violation".
+[[nodiscard]] std::string vmmExitDescription(std::string_view program, int wait_status);
+
+// Why the guest stopped, from the end of its serial console log: "the guest kernel panicked:
+// <reason>" for the last "Kernel panic - not syncing: <reason>" line, "the guest agent (PID 1)
+// died: ..." when the reason is init's death; empty when the log holds no panic. The log is
+// written by the guest: only its last 64 KiB are read, and the reason is cut to one line of
+// printable ASCII (at most 160 characters).
+[[nodiscard]] std::string guestCrash(const std::filesystem::path& console_log);
 
 }  // namespace nv::runtime

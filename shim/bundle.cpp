@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "runtime/oci_spec.h"
 
@@ -191,6 +192,23 @@ PodResources podResources(const nlohmann::json& bundle_spec) {
   const uint64_t quota = annotationNumber(bundle_spec, "io.kubernetes.cri.sandbox-cpu-quota");
   const uint64_t period = annotationNumber(bundle_spec, "io.kubernetes.cri.sandbox-cpu-period");
   if (quota > 0 && period > 0) out.cpus = static_cast<double>(quota) / static_cast<double>(period);
+  return out;
+}
+
+Result<DiskRateLimit> diskRateLimit(const nlohmann::json& bundle_spec) {
+  DiskRateLimit out;
+  for (auto [key, unit, limit] :
+       {std::tuple{"io.nanovisor.disk-bps", RateUnit::kBytes, &out.bytes},
+        std::tuple{"io.nanovisor.disk-iops", RateUnit::kOps, &out.ops}}) {
+    const std::string text = annotation(bundle_spec, key);
+    if (text.empty()) continue;
+    auto parsed = parseRateLimit(text, unit);
+    if (!parsed) {
+      return fail(Errc::kInvalidArgument,
+                  std::string("annotation ") + key + ": " + parsed.error().message());
+    }
+    *limit = *parsed;
+  }
   return out;
 }
 

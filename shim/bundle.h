@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/rate_limit.h"
 #include "common/result.h"
 #include "runtime/sandbox.h"
 
@@ -79,6 +80,11 @@ struct PodResources {
   uint64_t memory_limit_bytes = 0;
 };
 [[nodiscard]] PodResources podResources(const nlohmann::json& bundle_spec);
+
+// The disk rate limits a task (or a pod's sandbox, through CRI's pod_annotations) asks for:
+// annotations io.nanovisor.disk-bps and io.nanovisor.disk-iops, "RATE[:BURST]" as the CLI's
+// --disk-bps/--disk-iops. A malformed value is an error naming the annotation.
+[[nodiscard]] Result<DiskRateLimit> diskRateLimit(const nlohmann::json& bundle_spec);
 
 // A pod member's namespaces: where the bundle's spec joins a namespace by path (CRI points
 // pid, ipc, uts and network at the sandbox's), `oci_spec` joins it too; the guest agent

@@ -353,6 +353,7 @@ void TaskService::create(Call call, Responder responder) {
         sb.memory_mib = vmMemoryMib(options_.runtime.memory_mib,
                                     pod.sandbox ? pod_size.memory_limit_bytes
                                                 : process.memory_limit_bytes);
+        NV_ASSIGN_OR_RETURN(sb.disk_limit, diskRateLimit(spec));
         task->pod_sandbox = pod.sandbox;
         if (pod.sandbox) sb.disk_slots = kPodDiskSlots;
       }

@@ -171,9 +171,12 @@ Result<void> Vmm::addDisks(const VmConfig& config, std::string& cmdline) {
   for (size_t i = 0; i < config.disks.size(); ++i) {
     const DiskConfig& disk = config.disks[i];
     std::string id = disk.id.empty() ? fmt::format("nanovisor-vd{}", char('a' + i)) : disk.id;
-    NV_ASSIGN_OR_RETURN(auto block,
-                        virtio::block::Block::open(disk.path, disk.read_only, std::move(id)));
+    NV_ASSIGN_OR_RETURN(auto block, virtio::block::Block::open(disk.path, disk.read_only,
+                                                               std::move(id), disk.limit));
     NV_TRY(addVirtioDevice(block, cmdline));
+    if (block->throttleFd() >= 0) {
+      device_loop_->watch(block->throttleFd(), [block] { block->processQueue(); });
+    }
     disks_.push_back(Disk{block, transports_.back()});
   }
   return {};
@@ -238,11 +241,14 @@ Result<void> Vmm::loadKernel(const VmConfig& config, const std::string& cmdline)
   return {};
 }
 
-VmExit Vmm::run() {
+VmExit Vmm::run(const ThreadHooks& hooks) {
   VcpuThread::installKickSignal();
-  device_loop_->start();
+  device_loop_->start(hooks.devices);
   for (auto& vcpu : vcpus_) {
-    vcpu->start();
+    vcpu->start(hooks.vcpu);
+  }
+  if (hooks.main) {
+    hooks.main();
   }
   VmExit result;
   {
@@ -369,7 +375,8 @@ VmCounters Vmm::counters() {
     auto& stats = disks_[i].block->stats();
     c.disks.push_back({static_cast<uint32_t>(i), stats.requests.load(), stats.read_bytes.load(),
                        stats.write_bytes.load(), stats.bad_requests.load(),
-                       stats.queue_errors.load(), stats.media_changes.load()});
+                       stats.queue_errors.load(), stats.media_changes.load(),
+                       stats.throttled.load()});
   }
   c.virtio_violations = virtioViolations();
   c.unhandled_accesses = exit_handler_ ? exit_handler_->unhandledAccesses() : 0;

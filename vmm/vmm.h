@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -65,13 +66,21 @@ struct VmCounters {
   struct Disk {
     uint32_t index = 0;
     uint64_t requests = 0, read_bytes = 0, write_bytes = 0, bad_requests = 0, queue_errors = 0,
-             media_changes = 0;
+             media_changes = 0, throttled = 0;
   };
   std::vector<Disk> disks;
   uint64_t virtio_violations = 0;
   uint64_t unhandled_accesses = 0;
   uint64_t rng_bytes = 0;
   std::optional<std::chrono::microseconds> boot_time;
+};
+
+// Per-thread setup run on each VMM thread before it handles guest input (nanovisor-vmm
+// installs its seccomp filters there; in-process tests leave them empty).
+struct ThreadHooks {
+  std::function<void()> vcpu;     // on each vCPU thread, before its first KVM_RUN
+  std::function<void()> devices;  // on the device loop thread, before it runs
+  std::function<void()> main;     // on the thread calling run(), once the others are started
 };
 
 // One micro-VM. create() on the main thread, then run() blocks until the VM stops; stop(),
@@ -88,7 +97,7 @@ class Vmm {
       std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now());
 
   // Starts the vCPUs and waits for the VM to stop.
-  [[nodiscard]] VmExit run();
+  [[nodiscard]] VmExit run(const ThreadHooks& hooks = {});
   // Stops the VM from the host (e.g. API kill) with the given reason.
   void stop(StopReason reason, int status, std::string message);
   void pause();

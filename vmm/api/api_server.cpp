@@ -2,6 +2,7 @@
 // Control API handlers: parse, validate, act on the Vmm, answer.
 #include "vmm/api/api_server.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -176,6 +177,7 @@ void ApiServer::State::registerAll() {
       disk->set_bad_requests(d.bad_requests);
       disk->set_queue_errors(d.queue_errors);
       disk->set_media_changes(d.media_changes);
+      disk->set_throttled(d.throttled);
     }
     resp.set_virtio_violations(c.virtio_violations);
     resp.set_unhandled_accesses(c.unhandled_accesses);
@@ -188,14 +190,21 @@ void ApiServer::State::registerAll() {
   });
 }
 
-Result<std::unique_ptr<ApiServer>> ApiServer::start(Vmm& vmm, const std::string& path) {
+Result<std::unique_ptr<ApiServer>> ApiServer::start(Vmm& vmm, const std::string& path,
+                                                    std::function<void()> on_thread_start) {
   auto state = std::make_unique<State>(vmm);
   state->registerAll();
   if (auto listening = state->server.listen(path, 0600); !listening) {
     return tl::unexpected(listening.error().wrap("--api-sock"));
   }
   State* raw = state.get();
-  state->thread = std::thread([raw] { raw->io.run(); });
+  state->thread = std::thread([raw, hook = std::move(on_thread_start)] {
+    ::pthread_setname_np(::pthread_self(), "nv-api");
+    if (hook) {
+      hook();
+    }
+    raw->io.run();
+  });
   return std::unique_ptr<ApiServer>(new ApiServer(std::move(state)));
 }
 

@@ -44,9 +44,19 @@ Result<DiskConfig> VmConfig::parseDisk(const std::string& spec) {
         return fail(Errc::kInvalidArgument,
                     fmt::format("--disk id '{}' must be 1-20 bytes (virtio-blk ID)", disk.id));
       }
+    } else if (option.rfind("bps=", 0) == 0 || option.rfind("iops=", 0) == 0) {
+      const bool bytes = option[0] == 'b';
+      auto limit = parseRateLimit(option.substr(option.find('=') + 1),
+                                  bytes ? RateUnit::kBytes : RateUnit::kOps);
+      if (!limit) {
+        return fail(Errc::kInvalidArgument,
+                    fmt::format("--disk {}: {}", option, limit.error().message()));
+      }
+      (bytes ? disk.limit.bytes : disk.limit.ops) = *limit;
     } else {
       return fail(Errc::kInvalidArgument,
-                  fmt::format("--disk option '{}' is not ro, rw or id=SERIAL", option));
+                  fmt::format("--disk option '{}' is not ro, rw, id=SERIAL, bps=RATE or iops=RATE",
+                              option));
     }
   }
   if (disk.path.empty()) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/rate_limit.h"
 #include "common/result.h"
 
 namespace nv::vmm {
@@ -15,6 +16,7 @@ struct DiskConfig {
   std::string path;
   bool read_only = false;
   std::string id;  // virtio-blk GET_ID string (≤ 20 bytes); empty: "nanovisor-vdX"
+  DiskRateLimit limit;  // unlimited by default
 };
 
 struct VmConfig {
@@ -35,7 +37,7 @@ struct VmConfig {
 
   // Checks ranges and required fields; one-line errors naming the field.
   [[nodiscard]] Result<void> validate() const;
-  // Parses "path[,ro|rw][,id=SERIAL]" (the --disk flag).
+  // Parses "path[,ro|rw][,id=SERIAL][,bps=RATE[:BURST]][,iops=RATE[:BURST]]" (the --disk flag).
   [[nodiscard]] static Result<DiskConfig> parseDisk(const std::string& spec);
 };
 

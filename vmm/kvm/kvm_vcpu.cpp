@@ -193,6 +193,8 @@ void KvmVcpu::setImmediateExit(bool value) noexcept {
   std::atomic_ref<uint8_t>(run->immediate_exit).store(value ? 1 : 0);
 }
 
+uint64_t KvmVcpu::runIoctl() noexcept { return KVM_RUN; }
+
 Result<VcpuExit> KvmVcpu::run() {
   auto* run = reinterpret_cast<kvm_run*>(run_.data());
   if (::ioctl(fd_.get(), KVM_RUN, 0) != 0) {

@@ -36,6 +36,9 @@ class KvmVcpu {
   // KVM_RUN once. Returned spans point into the kvm_run page and stay valid until the next
   // run(). EINTR becomes exit::Interrupted.
   [[nodiscard]] Result<VcpuExit> run();
+  // The KVM_RUN request number: the only ioctl a running vCPU thread makes (its seccomp
+  // filter allows just this one).
+  [[nodiscard]] static uint64_t runIoctl() noexcept;
   // Sets kvm_run->immediate_exit (any thread).
   void setImmediateExit(bool value) noexcept;
 

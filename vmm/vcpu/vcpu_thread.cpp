@@ -106,10 +106,14 @@ VcpuThread::~VcpuThread() {
   join();
 }
 
-void VcpuThread::start() {
+void VcpuThread::start(std::function<void()> on_thread_start) {
   started_.store(true);
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, hook = std::move(on_thread_start)] {
     native_.store(::pthread_self());
+    ::pthread_setname_np(::pthread_self(), fmt::format("nv-vcpu{}", vcpu_->id()).c_str());
+    if (hook) {
+      hook();
+    }
     loop();
   });
 }

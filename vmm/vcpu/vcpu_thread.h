@@ -52,7 +52,9 @@ class VcpuThread {
   // Installs the (no-op) kick signal handler; call once per process before start().
   static void installKickSignal();
 
-  void start();
+  // Starts the thread; `on_thread_start` runs first on it, before the first KVM_RUN
+  // (nanovisor-vmm installs the thread's seccomp filter there).
+  void start(std::function<void()> on_thread_start = {});
   // Asks the thread to leave KVM_RUN and exit; join() waits for it.
   void stop();
   void join();

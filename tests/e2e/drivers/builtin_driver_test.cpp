@@ -184,6 +184,32 @@ TEST_F(BuiltinDriverTest, AgentSocket_BridgedToGuestVsockPort1024) {
   EXPECT_NE(readAll(dir_ / "console.log").find("vsock accepted host port"), std::string::npos);
 }
 
+TEST_F(BuiltinDriverTest, SeccompViolationInTheVmm_ReportedInOneLine) {
+  // nanovisor-vmm's test hook (inherited environment): its vCPU thread makes a syscall its
+  // seccomp filter forbids right after installing it, which kills the VMM with SIGSYS.
+  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
+  VmSpec spec;
+  spec.id = "builtin-sigsys";
+  spec.dir = dir_;
+  spec.kernel = NV_TEST_GUEST_PATH;
+  spec.initramfs = dir_ / "initramfs.img";
+  spec.memory_mib = 128;
+  spec.cmdline = "test=vsock port=1024";
+  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
+  ::setenv("NANOVISOR_VMM_TEST_FORBIDDEN_SYSCALL", "vcpu", 1);
+  auto vm = driver.create(spec);
+  ::unsetenv("NANOVISOR_VMM_TEST_FORBIDDEN_SYSCALL");
+  // The VMM dies as its vCPU starts: while create() waits for its control socket (create's
+  // error says why) or right after (exitReason() does).
+  const std::string report =
+      !vm ? vm.error().message()
+          : ((*vm)->wait(milliseconds(60000)) ? (*vm)->exitReason() : "still running");
+  EXPECT_NE(report.find("nanovisor-vmm killed by signal 31 (SIGSYS): seccomp violation"),
+            std::string::npos)
+      << report;
+  EXPECT_EQ(report.find('\n'), std::string::npos) << report;
+}
+
 TEST_F(BuiltinDriverTest, Probe_AnswersAndAutoFollowsIt) {
   auto probe = runCommand({NV_VMM_BINARY, "probe"}, milliseconds(30000));
   ASSERT_TRUE(probe) << probe.error().message();

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The KVM test guest: a freestanding, polling, IDT-free program. The kernel cmdline picks the
 // test ("test=serial", "test=bootinfo", "test=reset", "test=smp", "test=blk", "test=vsock",
-// "test=api", "test=rng"); results are
+// "test=api", "test=rng", "test=idle"); it runs under nanovisor-vmm and under QEMU microvm
+// (PVH entry; virtio-mmio found at either machine's addresses). Results are
 // printed on the 8250 at 0x3F8 and the guest ends by writing a status to the debug-exit port
 // 0xF4 (0x31 = pass, 0x33 = fail) or through the i8042 reset.
 #include <stddef.h>
@@ -216,8 +217,22 @@ static void test_smp_bsp(void) {
   finish(PASS);
 }
 
-// --- virtio-blk polling driver (virtio-mmio v2 at 0xd0000000).
-#define VIRTIO_BASE 0xD0000000ULL
+// --- virtio-mmio devices: nanovisor-vmm puts them at 0xD0000000 (4 KiB apart), QEMU's
+// microvm at 0xFEB00000 (512 bytes apart), so the same guest runs under both (make bench).
+static uint64_t find_virtio(uint32_t device_id) {
+  for (int i = 0; i < 8; i++) {
+    uint64_t w = 0xD0000000ULL + (uint64_t)i * 0x1000;
+    if (mmio_read(w) == 0x74726976 && mmio_read(w + 8) == device_id) return w;
+  }
+  for (int i = 0; i < 24; i++) {  // QEMU 7.2 microvm: 24 transports, filled from the top
+    uint64_t w = 0xFEB00000ULL + (uint64_t)i * 0x200;
+    if (mmio_read(w) == 0x74726976 && mmio_read(w + 8) == device_id) return w;
+  }
+  return 0;
+}
+
+// --- virtio-blk polling driver (virtio-mmio v2, the first block device).
+static uint64_t blk_base;
 #define QSIZE 16
 struct vdesc {
   uint64_t addr;
@@ -259,9 +274,9 @@ static uint64_t page_tag(uint64_t seed, uint64_t chunk, uint64_t page) {
 }
 
 static int blk_init(uint64_t* capacity) {
-  uint64_t b = VIRTIO_BASE;
-  if (mmio_read(b + 0x000) != 0x74726976 || mmio_read(b + 0x004) != 2 || mmio_read(b + 0x008) != 2) {
-    puts_raw("no virtio-blk at 0xd0000000\n");
+  uint64_t b = blk_base = find_virtio(2);
+  if (!b || mmio_read(b + 0x004) != 2) {
+    puts_raw("no virtio-blk\n");
     return 0;
   }
   mmio_write(b + 0x070, 0);
@@ -310,7 +325,7 @@ static uint8_t blk_request(uint32_t type, uint64_t sector, void* data, uint32_t 
   barrier();
   avail.idx = ++avail_idx;
   barrier();
-  mmio_write(VIRTIO_BASE + 0x050, 0);
+  mmio_write(blk_base + 0x050, 0);
   for (uint64_t spins = 0; *(volatile uint16_t*)&used.idx == used_seen; spins++) {
     if (spins > 4000000000ULL) return 0xFF;
     __asm__ volatile("pause");
@@ -428,11 +443,7 @@ static uint32_t rng_take(uint64_t base, uint32_t len) {
 }
 
 static void test_rng(void) {
-  uint64_t b = 0;
-  for (int i = 0; i < 8 && !b; i++) {
-    uint64_t w = VIRTIO_BASE + (uint64_t)i * 0x1000;
-    if (mmio_read(w) == 0x74726976 && mmio_read(w + 8) == 4) b = w;
-  }
+  uint64_t b = find_virtio(4);
   if (!b) {
     puts_raw("no virtio-rng\n");
     finish(FAIL);
@@ -509,11 +520,11 @@ static void test_api(void) {
         outb(0x64, 0xFE);
       }
     }
-    uint32_t isr = mmio_read(VIRTIO_BASE + 0x060);
+    uint32_t isr = mmio_read(blk_base + 0x060);
     if (isr & 2) {
-      mmio_write(VIRTIO_BASE + 0x064, 2);
-      capacity = (uint64_t)mmio_read(VIRTIO_BASE + 0x100) |
-                 ((uint64_t)mmio_read(VIRTIO_BASE + 0x104) << 32);
+      mmio_write(blk_base + 0x064, 2);
+      capacity = (uint64_t)mmio_read(blk_base + 0x100) |
+                 ((uint64_t)mmio_read(blk_base + 0x104) << 32);
       api_print_disk("media changed", capacity);
     }
     puts_raw("tick ");
@@ -562,10 +573,7 @@ static void vs_post_rx(uint16_t i) {
 }
 
 static int vs_init(void) {
-  for (int i = 0; i < 8 && !vs_base; i++) {
-    uint64_t b = VIRTIO_BASE + (uint64_t)i * 0x1000;
-    if (mmio_read(b) == 0x74726976 && mmio_read(b + 8) == 19) vs_base = b;
-  }
+  vs_base = find_virtio(19);
   if (!vs_base) {
     puts_raw("no virtio-vsock\n");
     return 0;
@@ -747,6 +755,9 @@ void guest_main(const uint8_t* bp, uint64_t cpu) {
     test_rng();
   } else if (str_eq_prefix(test, "api")) {
     test_api();
+  } else if (str_eq_prefix(test, "idle")) {
+    puts_raw("idle\n");  // then spins until the host stops the VM (make bench: VMM memory)
+    for (;;) __asm__ volatile("pause");
   }
   puts_raw("unknown test\n");
   finish(FAIL);

@@ -323,6 +323,35 @@ TEST(StreamBuffer, ReadsWhatWasWritten_ThenEof) {
   EXPECT_TRUE(buffer.read(100).eof);
 }
 
+TEST(StreamBuffer, RingExistsOnlyFromTheFirstWriteUntilTheDrainedEnd) {
+  // Finished execs stay in the agent until their container goes: their buffers must not.
+  StreamBuffer silent(1 << 20);
+  EXPECT_EQ(silent.allocated(), 0u);
+  silent.close();
+  EXPECT_TRUE(silent.read(10).eof);
+  EXPECT_EQ(silent.allocated(), 0u);
+
+  StreamBuffer talking(1 << 20);
+  const uint8_t data[] = {7, 8, 9};
+  ASSERT_TRUE(talking.write(data));
+  EXPECT_EQ(talking.allocated(), 1u << 20);
+  EXPECT_EQ(talking.read(2).data, (std::vector<uint8_t>{7, 8}));
+  ASSERT_TRUE(talking.write(data));  // drained and refilled: the ring stays while open
+  EXPECT_EQ(talking.read(10).data, (std::vector<uint8_t>{9, 7, 8, 9}));
+  EXPECT_EQ(talking.allocated(), 1u << 20);
+  ASSERT_TRUE(talking.write(data));
+  talking.close();
+  EXPECT_EQ(talking.allocated(), 1u << 20);  // unread bytes keep it
+  EXPECT_EQ(talking.read(10).data, (std::vector<uint8_t>{7, 8, 9}));
+  EXPECT_EQ(talking.allocated(), 0u);
+  EXPECT_TRUE(talking.read(10).eof);
+
+  StreamBuffer cancelled(1 << 20);
+  ASSERT_TRUE(cancelled.write(data));
+  cancelled.cancel();
+  EXPECT_EQ(cancelled.allocated(), 0u);
+}
+
 TEST(StreamBuffer, FullBuffer_BlocksWriterUntilRead) {
   StreamBuffer buffer(4);
   std::vector<uint8_t> data(10);

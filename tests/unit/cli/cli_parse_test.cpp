@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/commands.h"
-#include "cli/size.h"
+#include "common/size.h"
 
 namespace nv::cli {
 namespace {

@@ -65,6 +65,18 @@ TEST(BuiltinArgs, Disks_InOrderWithModeAndSerial) {
   EXPECT_EQ(disks[1], "/img/scratch.ext4,rw,id=scratch");
 }
 
+TEST(BuiltinArgs, DiskRateLimit_GoesOnEveryDisk) {
+  auto spec = sampleSpec();
+  spec.disk_limit = {RateLimit{1u << 20, 4u << 20}, RateLimit{100, 0}};
+  auto args = builtinArgs(spec, BuiltinOptions{});
+  EXPECT_NE(std::find(args.begin(), args.end(),
+                      "/img/rootfs.erofs,ro,id=rootfs,bps=1048576:4194304,iops=100"),
+            args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(),
+                      "/img/scratch.ext4,rw,id=scratch,bps=1048576:4194304,iops=100"),
+            args.end());
+}
+
 TEST(BuiltinDriver, PciSpecAndMissingBinary_RefusedWithReason) {
   BuiltinDriver driver(BuiltinOptions{.binary = "/nonexistent/nanovisor-vmm"});
   EXPECT_EQ(driver.name(), "builtin");

@@ -43,6 +43,27 @@ TEST(LogTail, LastNonEmptyLinesJoinedOnOneLine) {
   ::unlink(path.c_str());
 }
 
+TEST(GuestCrash, NamesTheLastPanicOrInitsDeathAndSanitizesIt) {
+  const std::string path = "/tmp/nv-guestcrash-" + std::to_string(::getpid());
+  std::ofstream(path) << "booting\nagent: created container\n";
+  EXPECT_EQ(guestCrash(path), "");
+  std::ofstream(path, std::ios::app)
+      << "Kernel panic - not syncing: NMI: Not continuing\r\nCPU: 0 PID: 0\n";
+  EXPECT_EQ(guestCrash(path), "the guest kernel panicked: NMI: Not continuing");
+  std::ofstream(path, std::ios::app)
+      << "Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n";
+  EXPECT_EQ(guestCrash(path), "the guest agent (PID 1) died: Attempted to kill init! "
+                              "exitcode=0x0000000b");
+  // The guest writes this file: escape sequences become '?', the reason stays one short line.
+  std::ofstream(path, std::ios::app)
+      << "Kernel panic - not syncing: \x1b[31mred" << std::string(500, 'x') << "\n";
+  const std::string hostile = guestCrash(path);
+  EXPECT_EQ(hostile.rfind("the guest kernel panicked: ?[31mred", 0), 0u) << hostile;
+  EXPECT_EQ(hostile.size(), std::string("the guest kernel panicked: ").size() + 160);
+  EXPECT_EQ(guestCrash(path + ".missing"), "");
+  ::unlink(path.c_str());
+}
+
 TEST(QemuArgs, Microvm_TcgDirectBootWithAgentChannel) {
   auto args = qemuArgs(sampleSpec(), QemuOptions{});
   EXPECT_EQ(argAfter(args, "-accel"), "tcg,tb-size=128");
@@ -73,6 +94,38 @@ TEST(QemuArgs, ReadOnlyDisk_IsBlockdevWithSerial) {
   EXPECT_EQ(devices, 1);
 }
 
+TEST(QemuArgs, DiskRateLimit_PutsEachDiskUnderItsOwnThrottleGroup) {
+  auto spec = sampleSpec();
+  spec.disk_slots = 1;
+  spec.disk_limit = {RateLimit{1u << 20, 4u << 20}, RateLimit{100, 0}};
+  auto args = qemuArgs(spec, QemuOptions{});
+  for (const std::string serial : {"rootfs", "slot0"}) {
+    EXPECT_EQ(std::count(args.begin(), args.end(),
+                         "throttle-group,id=tg-" + serial +
+                             ",x-bps-total=1048576,x-bps-total-max=4194304,x-iops-total=100"),
+              1);
+    EXPECT_EQ(std::count(args.begin(), args.end(),
+                         "driver=throttle,node-name=io-" + serial + ",throttle-group=tg-" +
+                             serial + ",file=node-" + serial + ",read-only=on"),
+              1);
+    // The guest's disk sits on the throttle node; the raw node below it stays node-<serial>
+    // (a pod's attachDisk reopens it with new media).
+    EXPECT_EQ(std::count(args.begin(), args.end(),
+                         "virtio-blk-device,drive=io-" + serial + ",serial=" + serial),
+              1);
+  }
+  // Without a limit: no throttling at all.
+  auto plain = qemuArgs(sampleSpec(), QemuOptions{});
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), "-object"), 0);
+}
+
+TEST(QemuArgs, DiskPathWithComma_IsEscaped) {
+  auto spec = sampleSpec();
+  spec.disks[0].path = "/img/a,b.erofs";
+  auto args = qemuArgs(spec, QemuOptions{});
+  EXPECT_NE(argAfter(args, "-blockdev").find("file.filename=/img/a,,b.erofs"), std::string::npos);
+}
+
 TEST(QemuArgs, PciMachine_UsesPcAndPciDevices) {
   auto spec = sampleSpec();
   spec.pci = true;
@@ -80,7 +133,7 @@ TEST(QemuArgs, PciMachine_UsesPcAndPciDevices) {
   EXPECT_EQ(argAfter(args, "-M"), "pc");
   EXPECT_EQ(argAfter(args, "-accel"), "kvm");
   EXPECT_EQ(argAfter(args, "-cpu"), "host");
-  EXPECT_NE(std::find(args.begin(), args.end(), "virtio-serial-pci,id=serial0"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "virtio-serial-pci,id=serial0,max_ports=2"), args.end());
   EXPECT_EQ(argAfter(args, "-append").find("pci=off"), std::string::npos);
 }
 
@@ -94,8 +147,8 @@ TEST(QemuArgs, PodDiskSlots_AreEmptyRawNodesOverOneSparseFile) {
                              ",filename=/run/nanovisor/sb1/empty-slot,read-only=on"),
               1);
     EXPECT_EQ(std::count(args.begin(), args.end(),
-                         "driver=raw,node-name=node-" + slot + ",file=empty-" + slot +
-                             ",read-only=on"),
+                         "driver=raw,node-name=node-" + slot + ",read-only=on,file=empty-" +
+                             slot),
               1);
     EXPECT_EQ(std::count(args.begin(), args.end(),
                          "virtio-blk-device,drive=node-" + slot + ",serial=" + slot),
@@ -204,6 +257,18 @@ TEST(LibvirtXml, PcDomainWithChannelDiskAndDestroyOnReboot) {
   EXPECT_NE(xml.find("<target type='virtio' name='io.nanovisor.agent'/>"), std::string::npos);
   EXPECT_NE(xml.find("<serial>rootfs</serial><readonly/>"), std::string::npos);
   EXPECT_NE(xml.find("<memory unit='MiB'>512</memory>"), std::string::npos);
+}
+
+TEST(LibvirtXml, DiskRateLimit_IsIotune) {
+  auto spec = sampleSpec();
+  spec.disk_limit = {RateLimit{1u << 20, 4u << 20}, RateLimit{100, 0}};
+  auto xml = libvirtDomainXml(spec, LibvirtOptions{});
+  EXPECT_NE(xml.find("<readonly/><iotune><total_bytes_sec>1048576</total_bytes_sec>"
+                     "<total_bytes_sec_max>4194304</total_bytes_sec_max>"
+                     "<total_iops_sec>100</total_iops_sec></iotune></disk>"),
+            std::string::npos)
+      << xml;
+  EXPECT_EQ(libvirtDomainXml(sampleSpec(), LibvirtOptions{}).find("iotune"), std::string::npos);
 }
 
 TEST(LibvirtXml, HostileValues_AreEscaped) {

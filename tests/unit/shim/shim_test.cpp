@@ -239,6 +239,20 @@ TEST(Pod, SandboxAnnotations_SizeTheVm_GarbageIsIgnored) {
   EXPECT_EQ(size.cpus, 0);
 }
 
+TEST(DiskRateLimit, FromAnnotations_BadValueNamesTheAnnotation) {
+  nlohmann::json spec = {{"annotations", {{"io.nanovisor.disk-bps", "10m:40m"},
+                                          {"io.nanovisor.disk-iops", "500"}}}};
+  auto limit = diskRateLimit(spec);
+  ASSERT_TRUE(limit) << limit.error().message();
+  EXPECT_EQ(limit->bytes, (RateLimit{10u << 20, 40u << 20}));
+  EXPECT_EQ(limit->ops, (RateLimit{500, 0}));
+  EXPECT_FALSE(diskRateLimit(nlohmann::json::object())->limited());
+  spec["annotations"]["io.nanovisor.disk-iops"] = "lots";
+  auto bad = diskRateLimit(spec);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("annotation io.nanovisor.disk-iops"), std::string::npos);
+}
+
 TEST(Pod, MemberJoinsTheNamespacesCriPointsAtTheSandbox) {
   nlohmann::json bundle = {{"linux", {{"namespaces", {{{"type", "pid"}, {"path", "/proc/9/ns/pid"}},
                                                       {{"type", "network"}, {"path", "/proc/9/ns/net"}},

@@ -2,6 +2,8 @@
 // Asio loop for virtio queue processing.
 #include "vmm/devices/virtio/device_loop.h"
 
+#include <pthread.h>
+
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -40,12 +42,16 @@ void DeviceLoop::arm(const std::shared_ptr<Watch>& w) {
                            });
 }
 
-void DeviceLoop::start() {
+void DeviceLoop::start(std::function<void()> on_thread_start) {
   if (started_) {
     return;
   }
   started_ = true;
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, hook = std::move(on_thread_start)] {
+    ::pthread_setname_np(::pthread_self(), "nv-devices");
+    if (hook) {
+      hook();
+    }
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard(
         io_.get_executor());
     io_.run();

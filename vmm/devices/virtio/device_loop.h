@@ -28,7 +28,9 @@ class DeviceLoop {
   // Calls `on_event` on the loop thread whenever `fd` (an eventfd) becomes readable; the
   // counter is drained first. `fd` must outlive the loop.
   void watch(int fd, std::function<void()> on_event);
-  void start();
+  // Starts the loop thread; `on_thread_start` runs first on it (nanovisor-vmm installs the
+  // thread's seccomp filter there).
+  void start(std::function<void()> on_thread_start = {});
   void stop();
   [[nodiscard]] boost::asio::io_context& context() { return io_; }
 

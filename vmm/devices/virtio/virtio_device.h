@@ -59,15 +59,17 @@ class InterruptState {
   std::atomic<bool> needs_reset_{false};
 };
 
-// The loop of a request queue (virtio-blk, virtio-rng): pops every available chain, lets
+// The loop of a request queue (virtio-blk, virtio-rng): pops every available chain that
+// `admit` lets in (a rate limiter; false puts the chain back and stops until a later call), lets
 // `handle` serve it (it returns how many bytes it wrote into the chain), puts the chain on the
 // used ring, re-arms notifications when the ring runs dry, and interrupts the driver once at
 // the end if it asks for that. An inconsistent ring (a chain that cannot be popped or put
 // back) ends the loop with that error and no interrupt: the device must stop using the queue
 // and mark itself as needing a reset.
-template <class Handle>
+template <class Admit, class Handle>
 [[nodiscard]] Result<void> serveRequests(Queue& queue, const GuestMemory& memory,
-                                         InterruptState& interrupt, Handle&& handle) {
+                                         InterruptState& interrupt, Admit&& admit,
+                                         Handle&& handle) {
   bool used_any = false;
   for (;;) {
     uint16_t head = 0;
@@ -77,6 +79,10 @@ template <class Handle>
       if (more && *more) {
         continue;
       }
+      break;
+    }
+    if (!admit()) {
+      queue.undoPop();
       break;
     }
     const uint32_t written = handle(*chain);
@@ -90,6 +96,13 @@ template <class Handle>
     }
   }
   return {};
+}
+
+template <class Handle>
+[[nodiscard]] Result<void> serveRequests(Queue& queue, const GuestMemory& memory,
+                                         InterruptState& interrupt, Handle&& handle) {
+  return serveRequests(queue, memory, interrupt, [] { return true; },
+                       std::forward<Handle>(handle));
 }
 
 // Everything a device needs once the driver sets DRIVER_OK. The queues are owned by the

@@ -56,6 +56,13 @@ TEST(VmConfig, ValidateAndParseDisk) {
   ASSERT_TRUE(disk);
   EXPECT_TRUE(disk->read_only);
   EXPECT_FALSE(VmConfig::parseDisk("/a.img,bogus"));
+  auto limited = VmConfig::parseDisk("/a.img,rw,bps=1m:4m,iops=100");
+  ASSERT_TRUE(limited) << limited.error().message();
+  EXPECT_EQ(limited->limit.bytes, (RateLimit{1u << 20, 4u << 20}));
+  EXPECT_EQ(limited->limit.ops, (RateLimit{100, 0}));
+  auto bad = VmConfig::parseDisk("/a.img,bps=fast");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("bps=fast"), std::string::npos);
   EXPECT_FALSE(VmConfig::parseDisk(",ro"));
   auto with_id = VmConfig::parseDisk("/b.img,ro,id=rootfs");
   ASSERT_TRUE(with_id);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -86,10 +87,26 @@ Result<std::pair<UniqueFd, uint64_t>> openBacking(const std::string& path, bool 
 }  // namespace
 
 Result<std::shared_ptr<Block>> Block::open(const std::string& path, bool read_only,
-                                           std::string id) {
+                                           std::string id, const DiskRateLimit& limit) {
   NV_ASSIGN_OR_RETURN(auto backing, openBacking(path, read_only));
-  return std::shared_ptr<Block>(
+  std::shared_ptr<Block> block(
       new Block(std::move(backing.first), backing.second, read_only, std::move(id), path));
+  if (limit.limited()) {
+    block->throttle_timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!block->throttle_timer_) {
+      return failErrno("timerfd for the rate limiter of disk " + path);
+    }
+    block->limiter_ = DiskLimiter(limit, TokenBucket::Clock::now());
+  }
+  return block;
+}
+
+void Block::wakeAfter(std::chrono::nanoseconds delay) {
+  const auto ns = std::max<int64_t>(delay.count(), 1);
+  itimerspec when{};
+  when.it_value.tv_sec = ns / 1'000'000'000;
+  when.it_value.tv_nsec = ns % 1'000'000'000;
+  (void)::timerfd_settime(throttle_timer_.get(), 0, &when, nullptr);
 }
 
 std::string Block::path() {
@@ -177,15 +194,23 @@ void Block::notify(uint32_t index) {
   }
 }
 
-void Block::processQueue() {
+void Block::processQueue(TokenBucket::Clock::time_point now) {
   static auto logger = log::get("vmm");
   std::lock_guard lock(mutex_);
   if (!active_ || broken_) {
     return;
   }
   const GuestMemory& memory = *context_.memory;
+  auto admit = [&] {
+    if (limiter_.ready(now)) {
+      return true;
+    }
+    ++stats_.throttled;
+    wakeAfter(limiter_.wait(now));
+    return false;
+  };
   auto served = serveRequests(
-      context_.queues[0], memory, *context_.interrupt, [&](const DescriptorChain& chain) {
+      context_.queues[0], memory, *context_.interrupt, admit, [&](const DescriptorChain& chain) {
         ++stats_.requests;
         ParseResult parsed = parse(chain, memory, geometry_);
         uint32_t written = 0;
@@ -193,7 +218,9 @@ void Block::processQueue() {
         if (parsed.request) {
           status = execute(*parsed.request, &written);
           parsed.status_at = parsed.request->status;
+          limiter_.consume(parsed.request->data_len, now);
         } else {
+          limiter_.consume(0, now);  // a bad request still costs an operation
           ++stats_.bad_requests;
           NV_LOG_RATE_LIMITED(logger, spdlog::level::warn, "virtio-blk: bad request: {}",
                               parsed.error != nullptr ? parsed.error : "?");

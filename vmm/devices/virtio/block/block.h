@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/rate_limit.h"
 #include "common/unique_fd.h"
 #include "vmm/devices/virtio/block/block_request.h"
 #include "vmm/devices/virtio/virtio_device.h"
@@ -21,6 +22,7 @@ struct BlockStats {
   std::atomic<uint64_t> bad_requests{0};   // answered with an error status
   std::atomic<uint64_t> queue_errors{0};   // broken rings: device needs reset
   std::atomic<uint64_t> media_changes{0};  // replaceMedia() calls that succeeded
+  std::atomic<uint64_t> throttled{0};      // times the rate limiter paused the queue
 };
 
 // Requests are processed on the device loop thread in notify(); config reads come from vCPU
@@ -30,8 +32,11 @@ class Block final : public VirtioDevice {
   static constexpr uint16_t kQueueSize = 256;
 
   // Opens `path` (O_RDONLY when read_only). The disk size is rounded down to whole sectors.
+  // With a `limit`, requests wait for the rate limiter; the caller then runs processQueue()
+  // whenever throttleFd() (a timerfd) fires.
   [[nodiscard]] static Result<std::shared_ptr<Block>> open(const std::string& path,
-                                                           bool read_only, std::string id);
+                                                           bool read_only, std::string id,
+                                                           const DiskRateLimit& limit = {});
 
   uint32_t deviceType() const override { return 2; }
   uint64_t deviceFeatures() const override;
@@ -52,8 +57,11 @@ class Block final : public VirtioDevice {
   // later requests use the new file. The caller raises the config-change interrupt (the
   // capacity may differ). Returns the new capacity in sectors.
   [[nodiscard]] Result<uint64_t> replaceMedia(const std::string& path, bool read_only);
-  // Processes all available requests (what notify() does); public for tests.
-  void processQueue();
+  // Processes the available requests the rate limiter lets through at `now` (what notify()
+  // does); public for tests.
+  void processQueue(TokenBucket::Clock::time_point now = TokenBucket::Clock::now());
+  // Readable when a throttled queue may go on; -1 without a rate limit.
+  [[nodiscard]] int throttleFd() const { return throttle_timer_.get(); }
 
  private:
   Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id, std::string path)
@@ -62,6 +70,8 @@ class Block final : public VirtioDevice {
         id_(std::move(id)),
         path_(std::move(path)),
         capacity_(sectors) {}
+  // Asks for processQueue() again in `delay` (the throttle timer).
+  void wakeAfter(std::chrono::nanoseconds delay);
   // Executes a validated request; returns the status byte and bytes written to the guest.
   uint8_t execute(const Request& req, uint32_t* written);
 
@@ -75,6 +85,8 @@ class Block final : public VirtioDevice {
   ActivateContext context_{};
   bool active_ = false;
   bool broken_ = false;
+  DiskLimiter limiter_;      // guarded by mutex_
+  UniqueFd throttle_timer_;  // timerfd; only with a rate limit
   BlockStats stats_;
 };
 

@@ -2,8 +2,10 @@
 // virtio-blk request parsing and execution against a temp file, with hostile requests.
 #include "vmm/devices/virtio/block/block_request.h"
 
-#include <gtest/gtest.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
+
+#include <gtest/gtest.h>
 
 #include <cstring>
 #include <filesystem>
@@ -153,12 +155,26 @@ class BlockDeviceTest : public ::testing::Test {
     path_ = std::filesystem::temp_directory_path() /
             ("nv-blk-" + std::to_string(::getpid()) + ".img");
     std::ofstream(path_) << std::string(64 * 512, '\0');
-    auto block = Block::open(path_.string(), false, "disk-id-123");
-    ASSERT_TRUE(block) << block.error().message();
-    block_ = *block;
     queues_.emplace_back(Block::kQueueSize);
     driver_.attach(queues_[0]);
+    open({});
+  }
+  void open(const DiskRateLimit& limit) {
+    auto block = Block::open(path_.string(), false, "disk-id-123", limit);
+    ASSERT_TRUE(block) << block.error().message();
+    block_ = *block;
     ASSERT_TRUE(block_->activate(ActivateContext{&memory_, queues_, &interrupt_, 0}));
+  }
+  // Makes `count` 1 KiB read requests available without processing them.
+  void publishReads(int count) {
+    Header h{kTypeIn, 0, 0};
+    std::memcpy(memory_.at(kHdr), &h, sizeof h);
+    driver_.setDesc(0, kHdr, 16, kDescFlagNext, 1);
+    driver_.setDesc(1, kData, 1024, static_cast<uint16_t>(kDescFlagNext | kDescFlagWrite), 2);
+    driver_.setDesc(2, kStatus, 1, kDescFlagWrite);
+    for (int i = 0; i < count; ++i) {
+      driver_.publish(0);
+    }
   }
   void TearDown() override { std::filesystem::remove(path_); }
   uint8_t request(uint32_t type, uint64_t sector, uint32_t len, bool writable) {
@@ -194,6 +210,44 @@ TEST_F(BlockDeviceTest, WriteThenRead_RoundTripsThroughFile) {
   EXPECT_GE(irq_.count, 1);
   EXPECT_EQ(block_->stats().write_bytes, 1024U);
 }
+
+TEST_F(BlockDeviceTest, RateLimit_RequestsWaitOnTheRingForTokens) {
+  using namespace std::chrono_literals;
+  const auto t0 = TokenBucket::Clock::now();
+  open(DiskRateLimit{RateLimit{}, RateLimit{2, 0}});  // 2 requests/s, burst 2
+  ASSERT_GE(block_->throttleFd(), 0);
+  publishReads(5);
+  block_->processQueue(t0);
+  EXPECT_EQ(driver_.usedIdx(), 2);  // the burst
+  EXPECT_EQ(block_->stats().throttled, 1U);
+  itimerspec armed{};
+  ASSERT_EQ(::timerfd_gettime(block_->throttleFd(), &armed), 0);
+  EXPECT_TRUE(armed.it_value.tv_sec != 0 || armed.it_value.tv_nsec != 0);  // wakes us later
+  block_->processQueue(t0 + 100ms);
+  EXPECT_EQ(driver_.usedIdx(), 2);
+  block_->processQueue(t0 + 501ms);  // one token back
+  EXPECT_EQ(driver_.usedIdx(), 3);
+  block_->processQueue(t0 + 1502ms);  // two more
+  EXPECT_EQ(driver_.usedIdx(), 5);
+  EXPECT_EQ(block_->stats().read_bytes, 5 * 1024U);
+}
+
+TEST_F(BlockDeviceTest, RateLimit_BytesLimitCountsWhatRequestsMove) {
+  using namespace std::chrono_literals;
+  const auto t0 = TokenBucket::Clock::now();
+  open(DiskRateLimit{RateLimit{1024, 0}, RateLimit{}});  // 1 KiB/s, 1 KiB burst
+  publishReads(3);  // 1 KiB each
+  block_->processQueue(t0);
+  EXPECT_EQ(driver_.usedIdx(), 1);  // the burst
+  block_->processQueue(t0 + 500ms);
+  EXPECT_EQ(driver_.usedIdx(), 2);  // in with 512 bytes saved, leaves 512 in debt
+  block_->processQueue(t0 + 990ms);
+  EXPECT_EQ(driver_.usedIdx(), 2);  // the debt is still being paid
+  block_->processQueue(t0 + 1600ms);
+  EXPECT_EQ(driver_.usedIdx(), 3);
+}
+
+TEST_F(BlockDeviceTest, NoRateLimit_NoTimer) { EXPECT_EQ(block_->throttleFd(), -1); }
 
 TEST_F(BlockDeviceTest, GetIdFlushAndBadRequest) {
   EXPECT_EQ(request(kTypeGetId, 0, 20, true), kStatusOk);

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "cli/size.h"
+#include "common/size.h"
 
 #include <charconv>
 #include <string>
 
-namespace nv::cli {
+namespace nv {
 
 Result<uint64_t> parseSize(std::string_view text) {
   auto bad = [&] {
@@ -27,4 +27,4 @@ Result<uint64_t> parseSize(std::string_view text) {
   return value << shift;
 }
 
-}  // namespace nv::cli
+}  // namespace nv

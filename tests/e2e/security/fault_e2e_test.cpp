@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: Apache-2.0
+// Fault injection through the real CLI (docs/security.md, "Faults"): the guest kernel panics,
+// a fork bomb fills the guest's task table (it used to kill the agent, PID 1, and with it the
+// guest), the sandbox's rootfs image vanishes, libvirtd restarts. Each ends in a clear state
+// (a one-line error naming the cause, `ps` showing what happened) and `rm` leaves nothing:
+// no sandbox dir, VMM, mount, host cgroup or libvirt domain. (VMM killed, shim killed and
+// containerd restarted are in tests/e2e/shim/shim_fault_e2e_test.cpp.)
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/subprocess.h"
+#include "runtime/qmp_client.h"
+#include "tests/support/nanovisor_env.h"
+
+namespace nv {
+namespace {
+
+using std::chrono::milliseconds;
+using Env = test::NanovisorEnv;
+
+Env& env() {
+  static Env e = test::makeNanovisorEnv("fault-e2e", "the VMM jail and host cgroups need root");
+  return e;
+}
+
+std::string state() { return env().root + "/state"; }
+
+std::string readFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+RunResult sh(const std::string& cmd, milliseconds timeout = milliseconds(120000)) {
+  auto r = runCommand({"sh", "-c", cmd}, timeout, 16 << 20);
+  if (!r) return {.exit_code = -1, .output = r.error().message()};
+  return *r;
+}
+
+// `nanovisor <args>` on the suite's state dir and image store; stdout+stderr.
+RunResult nv(const std::string& args, milliseconds timeout = milliseconds(120000)) {
+  return sh(env().nanovisor + " --state-dir " + state() + " --image-root " + env().root +
+                "/images " + args,
+            timeout);
+}
+
+nlohmann::json inspect(const std::string& id) {
+  return nlohmann::json::parse(nv("inspect " + id + " 2>/dev/null").output, nullptr, false);
+}
+
+// Host cgroup directories named after sandbox `id` (v1: one per controller; v2: one).
+std::string cgroupsOf(const std::string& id) {
+  return sh("find /sys/fs/cgroup -maxdepth 4 -type d -name 'nanovisor-" + id + "-*' 2>/dev/null")
+      .output;
+}
+
+class FaultE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!env().skip.empty()) GTEST_SKIP() << env().skip;
+  }
+  void TearDown() override {
+    if (!env().skip.empty()) return;
+    std::error_code ec;
+    size_t left = 0;
+    for (const auto& e : std::filesystem::directory_iterator(state(), ec)) {
+      if (e.is_directory()) ++left;
+    }
+    EXPECT_EQ(left, 0u) << "sandbox directories left in " << state();
+    EXPECT_EQ(sh("pgrep -f '[q]emu-system.*" + env().root + "' | wc -l").output, "0\n")
+        << "VMM processes left behind";
+    EXPECT_EQ(readFile("/proc/self/mountinfo").find(env().root), std::string::npos)
+        << "mounts left under " << env().root;
+    EXPECT_EQ(sh("find /sys/fs/cgroup -maxdepth 4 -type d -name 'nanovisor-fault-*' | wc -l")
+                  .output,
+              "0\n")
+        << "host cgroups left behind";
+    // One failed test must not fail the next ones' checks.
+    for (const auto& e : std::filesystem::directory_iterator(state(), ec)) {
+      if (e.is_directory()) (void)nv("rm -f " + e.path().filename().string());
+    }
+  }
+};
+
+// A QEMU wrapper (config `qemu_binary`, test-only): the guest kernel panics on an NMI
+// (sysctl.kernel.panic_on_unrecovered_nmi=1 appended to -append) and QEMU gets a second QMP
+// monitor, /vm/fault-qmp.sock, for the test to inject one. The guest kernel has no
+// MAGIC_SYSRQ and the workload cannot load modules, so a guest cannot panic itself on purpose;
+// the host side of a panic is the same whatever caused it.
+std::string writePanicConfig() {
+  const std::string wrapper = env().root + "/qemu-panic.sh";
+  std::ofstream(wrapper) << R"(#!/bin/sh
+n=$#; next=
+for a in "$@"; do
+  if [ "$next" = 1 ]; then a="$a sysctl.kernel.panic_on_unrecovered_nmi=1"; next=; fi
+  [ "$a" = "-append" ] && next=1
+  set -- "$@" "$a"
+done
+shift $n
+exec qemu-system-x86_64 "$@" -qmp unix:/vm/fault-qmp.sock,server=on,wait=off
+)";
+  ::chmod(wrapper.c_str(), 0755);
+  const std::string config = env().root + "/panic.toml";
+  std::ofstream(config) << "qemu_binary = \"" << wrapper << "\"\n";
+  return config;
+}
+
+TEST_F(FaultE2eTest, GuestKernelPanic_RunEndsWithOneLineNamingItPsShowsFailedRmCleans) {
+  const std::string config = writePanicConfig();
+  const std::string out = env().root + "/panic.out";
+  auto run = Subprocess::spawn({.argv = {env().nanovisor, "--config", config, "--state-dir",
+                                         state(), "--image-root", env().root + "/images", "run",
+                                         "--name", "fault-panic", "busybox", "sleep", "600"},
+                                .stdout_path = out,
+                                .stderr_path = "=stdout"});
+  ASSERT_TRUE(run) << run.error().message();
+  const auto vm_dir = std::filesystem::path(state()) / "fault-panic" / "vm";
+  for (int i = 0; i < 1200; ++i) {
+    auto s = inspect("fault-panic");
+    if (s.is_object() && s.value("status", "") == "running") break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_EQ(inspect("fault-panic").value("status", ""), "running") << readFile(out);
+  const int vmm = inspect("fault-panic").value("vmm_pid", 0);
+  {
+    auto qmp = runtime::QmpClient::connect(vm_dir / "fault-qmp.sock", milliseconds(10000));
+    ASSERT_TRUE(qmp) << qmp.error().message();
+    auto nmi = qmp->execute("inject-nmi");
+    ASSERT_TRUE(nmi) << nmi.error().message();
+  }
+  auto status = run->wait(milliseconds(60000));
+  ASSERT_TRUE(status) << "run did not end after the guest panicked: " << readFile(out);
+  const std::string said = readFile(out);
+  EXPECT_NE(waitStatusToExitCode(*status), 0);
+  EXPECT_EQ(lines(said), 1u) << said;
+  EXPECT_NE(said.find("the guest kernel panicked: NMI: Not continuing"), std::string::npos)
+      << said;
+  EXPECT_NE(said.find((vm_dir / "console.log").string()), std::string::npos) << said;
+  // The panic is kept, and the VM did not reboot (-no-reboot, panic=-1): its QEMU is gone.
+  EXPECT_NE(readFile(vm_dir / "console.log").find("Kernel panic - not syncing"), std::string::npos);
+  EXPECT_EQ(readFile("/proc/" + std::to_string(vmm) + "/cmdline").find("fault-panic"),
+            std::string::npos)
+      << "QEMU still runs after the panic";
+  auto ps = nv("ps -a");
+  EXPECT_NE(ps.output.find("fault-panic"), std::string::npos) << ps.output;
+  EXPECT_NE(ps.output.find("failed"), std::string::npos) << ps.output;
+  EXPECT_NE(inspect("fault-panic").value("error", "").find("the guest kernel panicked"),
+            std::string::npos);
+  EXPECT_EQ(cgroupsOf("fault-panic"), "");
+  auto rm = nv("rm fault-panic");
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+}
+
+TEST_F(FaultE2eTest, ForkBomb_TheAgentSurvivesAndTheSandboxStaysUsable) {
+  // A fork bomb used to fill the guest's task table until the agent (PID 1) failed to start a
+  // thread, threw and died: a guest panic ("Attempted to kill init!"). Now the containers
+  // share a pids budget below threads-max and the agent answers EAGAIN instead of dying.
+  auto started =
+      nv("run -d --name fault-bomb busybox sh -c 'f(){ f | f & }; while :; do f; done'");
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  std::this_thread::sleep_for(milliseconds(8000));
+  // Exec may be refused while the container's pids are exhausted (EAGAIN); the agent answers.
+  auto exec = nv("exec fault-bomb true", milliseconds(90000));
+  EXPECT_EQ(exec.output.find("connection closed"), std::string::npos) << exec.output;
+  auto s = inspect("fault-bomb");
+  EXPECT_EQ(s.value("status", ""), "running") << s.dump();
+  const auto console = std::filesystem::path(state()) / "fault-bomb" / "vm" / "console.log";
+  EXPECT_EQ(readFile(console).find("Kernel panic"), std::string::npos) << readFile(console);
+  auto rm = nv("rm -f fault-bomb");
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+}
+
+TEST_F(FaultE2eTest, RootfsImageVanished_WhileRunning_SandboxRunsOnRmCleansNextRunRebuilds) {
+  auto started = nv("run -d --name fault-disk busybox sleep 600");
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  const auto rootfs_dir = std::filesystem::path(env().root) / "images" / "rootfs";
+  size_t removed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(rootfs_dir)) {
+    if (e.path().extension() == ".erofs") removed += std::filesystem::remove(e.path()) ? 1u : 0u;
+  }
+  ASSERT_EQ(removed, 1u);
+  // QEMU holds the image open: the guest reads on (files not in its page cache yet too).
+  auto exec = nv("exec fault-disk sh -c 'cat /bin/* /etc/* >/dev/null 2>&1; ls /usr/bin | wc -l'");
+  EXPECT_EQ(exec.exit_code, 0) << exec.output;
+  EXPECT_EQ(inspect("fault-disk").value("status", ""), "running");
+  auto rm = nv("rm -f fault-disk");
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+  // The cached image is rebuilt on the next start.
+  auto again = nv("run --rm busybox echo rebuilt");
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output, "rebuilt\n");
+}
+
+TEST_F(FaultE2eTest, RootfsImageVanished_AtStart_LayerBlobGone_OneLineErrorNothingLeft) {
+  // A store of its own: its only layer blob is removed along with the cached image, so the
+  // rootfs cannot be rebuilt.
+  const std::string images = env().root + "/images-broken";
+  auto imported = sh(env().nanovisor + " --image-root " + images + " image import " +
+                     std::string(std::getenv("NV_BUILD_DIR")) +
+                     "/images/busybox-oci.tar --name busybox");
+  ASSERT_EQ(imported.exit_code, 0) << imported.output;
+  auto manifest = sh("find " + images + "/rootfs -name '*.erofs' -delete; ls -S " + images +
+                     "/blobs/sha256 | head -1");
+  ASSERT_EQ(manifest.exit_code, 0);
+  std::string layer = manifest.output;
+  layer.erase(layer.find_last_not_of('\n') + 1);
+  ASSERT_FALSE(layer.empty());
+  std::filesystem::remove(images + "/blobs/sha256/" + layer);
+  auto r = sh(env().nanovisor + " --state-dir " + state() + " --image-root " + images +
+              " run --rm --name fault-noimage busybox true");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("import the image again"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(layer.substr(0, 12)), std::string::npos) << r.output;
+  std::filesystem::remove_all(images);
+}
+
+// libvirtd as the test found it: running (restarted if a test stopped it) or not.
+class LibvirtdGuard {
+ public:
+  LibvirtdGuard() : was_running_(pid() > 0) {}
+  ~LibvirtdGuard() {
+    if (was_running_ && pid() <= 0) start();
+  }
+  static int pid() {
+    auto r = sh("pgrep -x libvirtd | head -1");
+    return r.exit_code == 0 ? std::atoi(r.output.c_str()) : 0;
+  }
+  // SIGTERM (what `systemctl restart` sends), then SIGKILL if it does not exit in 30 s.
+  static bool stop() {
+    const int p = pid();
+    if (p <= 0) return true;
+    ::kill(p, SIGTERM);
+    for (int i = 0; i < 300 && ::kill(p, 0) == 0; ++i) std::this_thread::sleep_for(milliseconds(100));
+    if (::kill(p, 0) == 0) ::kill(p, SIGKILL);
+    for (int i = 0; i < 50 && ::kill(p, 0) == 0; ++i) std::this_thread::sleep_for(milliseconds(100));
+    return ::kill(p, 0) != 0;
+  }
+  static bool start() {
+    if (sh("libvirtd -d").exit_code != 0) return false;
+    for (int i = 0; i < 100; ++i) {
+      if (sh("virsh -c qemu:///system version >/dev/null 2>&1").exit_code == 0) return true;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return false;
+  }
+  [[nodiscard]] bool wasRunning() const { return was_running_; }
+
+ private:
+  bool was_running_;
+};
+
+TEST_F(FaultE2eTest, LibvirtdRestarted_SandboxSurvivesAndRmNeedsLibvirtBack) {
+  LibvirtdGuard guard;
+  if (!guard.wasRunning()) GTEST_SKIP() << "libvirtd is not running (scripts/host-setup.sh)";
+  auto started = nv("--hypervisor libvirt run -d --name fault-lv busybox sleep 600");
+  if (started.output.find("not reachable") != std::string::npos) GTEST_SKIP() << started.output;
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  const int vmm = inspect("fault-lv").value("vmm_pid", 0);
+  ASSERT_GT(vmm, 0);
+
+  // A restart: the domain (not AUTODESTROY) and the sandbox outlive it.
+  ASSERT_TRUE(LibvirtdGuard::stop());
+  ASSERT_TRUE(LibvirtdGuard::start());
+  EXPECT_EQ(::kill(vmm, 0), 0) << "libvirt's QEMU died with libvirtd";
+  auto exec = nv("exec fault-lv echo still-here");
+  EXPECT_EQ(exec.exit_code, 0) << exec.output;
+  EXPECT_EQ(exec.output, "still-here\n");
+  EXPECT_EQ(inspect("fault-lv").value("status", ""), "running");
+  EXPECT_EQ(sh("virsh -c qemu:///system domstate nanovisor-fault-lv").output, "running\n\n");
+
+  // libvirtd down at rm: one line saying so, the sandbox untouched.
+  ASSERT_TRUE(LibvirtdGuard::stop());
+  auto refused = nv("rm -f fault-lv");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_EQ(lines(refused.output), 1u) << refused.output;
+  EXPECT_NE(refused.output.find("libvirtd -d"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("rm again"), std::string::npos) << refused.output;
+  EXPECT_EQ(inspect("fault-lv").value("status", ""), "running");
+
+  // Back: rm removes the sandbox, its QEMU and libvirt's domain.
+  ASSERT_TRUE(LibvirtdGuard::start());
+  auto rm = nv("rm -f fault-lv");
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+  for (int i = 0; i < 100 && ::kill(vmm, 0) == 0; ++i) std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_NE(::kill(vmm, 0), 0) << "libvirt's QEMU still runs";
+  std::string listed;
+  for (int i = 0; i < 100; ++i) {
+    listed = sh("virsh -c qemu:///system list --all --name").output;
+    if (listed.find("nanovisor-fault-lv") == std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(listed.find("nanovisor-fault-lv"), std::string::npos) << listed;
+}
+
+TEST_F(FaultE2eTest, LibvirtOwnerKilled_RmDestroysTheDomain) {
+  // Without AUTODESTROY the domain outlives a dead owner: rm ends it through libvirt.
+  LibvirtdGuard guard;
+  if (!guard.wasRunning()) GTEST_SKIP() << "libvirtd is not running (scripts/host-setup.sh)";
+  auto started = nv("--hypervisor libvirt run -d --name fault-lvo busybox sleep 600");
+  if (started.output.find("not reachable") != std::string::npos) GTEST_SKIP() << started.output;
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  const auto s = inspect("fault-lvo");
+  const int owner = s.value("owner_pid", 0);
+  const int vmm = s.value("vmm_pid", 0);
+  ASSERT_GT(owner, 0);
+  ASSERT_GT(vmm, 0);
+  ::kill(owner, SIGKILL);
+  for (int i = 0; i < 50 && ::kill(owner, 0) == 0; ++i) std::this_thread::sleep_for(milliseconds(100));
+  auto ps = nv("ps -a");
+  EXPECT_NE(ps.output.find("dead"), std::string::npos) << ps.output;
+  auto rm = nv("rm fault-lvo");
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+  for (int i = 0; i < 100 && ::kill(vmm, 0) == 0; ++i) std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_NE(::kill(vmm, 0), 0) << "libvirt's QEMU still runs";
+  EXPECT_EQ(sh("virsh -c qemu:///system list --all --name").output.find("nanovisor-fault-lvo"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace nv

@@ -28,6 +28,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -67,11 +68,19 @@ def kernel_dir():
     return Path(r.stdout.strip())
 
 
-def qemu_boot_cmd(machine, kernel, initramfs):
+def guest_clock_args(build):
+    """The TSC clocksource arguments the qemu driver gives a TCG guest (`nanovisor check` prints
+    them), so bare boots get the same guest clock as ours."""
+    r = subprocess.run([str(build / "bin/nanovisor"), "check"], capture_output=True, text=True)
+    m = re.search(r"tsc_early_khz=\d+ tsc=reliable", r.stdout + r.stderr)
+    return " " + m.group(0) if m else ""
+
+
+def qemu_boot_cmd(machine, kernel, initramfs, clock):
     return ["qemu-system-x86_64", "-M", machine, "-accel", "tcg", "-cpu", "max", "-m", "256",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", "null", "-kernel", str(kernel), "-initrd", str(initramfs),
-            "-append", "console=ttyS0 panic=-1 reboot=t quiet"]
+            "-append", "console=ttyS0 panic=-1 reboot=t quiet" + clock]
 
 
 # Each benchmark: (metric, unit, goal, function(build) -> (ours_fn, peer_fn or None, peer_name))
@@ -80,8 +89,9 @@ def bench_boot_to_init(build):
     initramfs = build / "guest-kernel/testinit/testinit.cpio.gz"
     if not initramfs.exists():
         raise Skip("test initramfs not built (make)")
-    ours = qemu_boot_cmd("microvm,x-option-roms=off,rtc=off,acpi=off", kdir / "vmlinux", initramfs)
-    peer = qemu_boot_cmd("pc", kdir / "bzImage", initramfs)
+    ours = qemu_boot_cmd("microvm,x-option-roms=off,rtc=on,acpi=off", kdir / "vmlinux", initramfs,
+                         guest_clock_args(build))
+    peer = qemu_boot_cmd("pc", kdir / "bzImage", initramfs, guest_clock_args(build))
     return (lambda: timed(ours)), (lambda: timed(peer)), "QEMU pc + bzImage"
 
 
@@ -95,7 +105,8 @@ def bench_run_true(build):
     kdir = kernel_dir()
     initramfs = build / "guest-kernel/testinit/testinit.cpio.gz"
     ours = busybox_cli(build) + ["run", "--rm", "busybox", "true"]
-    peer = qemu_boot_cmd("microvm,x-option-roms=off,rtc=off,acpi=off", kdir / "vmlinux", initramfs)
+    peer = qemu_boot_cmd("microvm,x-option-roms=off,rtc=on,acpi=off", kdir / "vmlinux", initramfs,
+                         guest_clock_args(build))
     return (lambda: timed(ours)), (lambda: timed(peer)), "bare QEMU TCG boot to init (same kernel)"
 
 

@@ -277,10 +277,6 @@ std::vector<std::string> builtinArgs(const VmSpec& spec, const BuiltinOptions& o
 
 Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
-  if (spec.pci) {
-    return fail(Errc::kUnsupported,
-                "the builtin driver has no PCI (disk hot-add for pods); use the qemu driver");
-  }
   if (!spec.shares.empty()) {
     return fail(Errc::kUnsupported,
                 "the builtin driver has no virtio-9p for volumes (-v); use --hypervisor qemu");

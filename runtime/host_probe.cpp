@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -114,6 +116,11 @@ std::vector<CheckItem> hostChecks(const RuntimeConfig& config) {
                    kvm_group ? "yes" : "mode is root-only",
                    "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm (udev does this on most hosts)"});
 
+  const uint64_t tsc_khz = hostTscKhz();
+  items.push_back({"guest clock under TCG (host TSC constant and nonstop)", tsc_khz != 0, false,
+                   tsc_khz != 0 ? tcgClockCmdline(tsc_khz) : "no: TCG guests tick at HZ when idle",
+                   "a host whose CPU flags include constant_tsc and nonstop_tsc"});
+
   bool kernel_ok = std::filesystem::is_regular_file(config.kernel);
   items.push_back({"guest kernel", kernel_ok, true, config.kernel.string(),
                    "make kernel (or set kernel in /etc/nanovisor/config.toml)"});
@@ -141,6 +148,39 @@ std::vector<CheckItem> hostChecks(const RuntimeConfig& config) {
   items.push_back({"mkfs.ext4 (scratch disks)", ext4.has_value(), true,
                    ext4 ? "found" : "not found", "make deps (Debian package e2fsprogs)"});
   return items;
+}
+
+uint64_t hostTscKhz() {
+  static const uint64_t khz = []() -> uint64_t {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line) && line.rfind("flags", 0) != 0) {
+    }
+    std::istringstream flags(line);
+    bool constant = false, nonstop = false;
+    for (std::string flag; flags >> flag;) {
+      constant = constant || flag == "constant_tsc";
+      nonstop = nonstop || flag == "nonstop_tsc";
+    }
+    if (!constant || !nonstop) return 0;
+    auto now_ns = [] {
+      timespec ts{};
+      ::clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+      return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+    };
+    const uint64_t ns0 = now_ns();
+    const uint64_t tsc0 = __rdtsc();
+    uint64_t ns1 = ns0;
+    while (ns1 - ns0 < 5'000'000) ns1 = now_ns();
+    const uint64_t tsc1 = __rdtsc();
+    return (tsc1 - tsc0) * 1'000'000 / (ns1 - ns0);  // ticks per ms
+  }();
+  return khz;
+}
+
+std::string tcgClockCmdline(uint64_t tsc_khz) {
+  return tsc_khz == 0 ? std::string()
+                      : "tsc_early_khz=" + std::to_string(tsc_khz) + " tsc=reliable";
 }
 
 }  // namespace nv::runtime

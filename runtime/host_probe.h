@@ -2,6 +2,7 @@
 // Host probe: what this machine can run (`nanovisor check`), and which driver `auto` picks.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,17 @@ struct HostCapabilities {
 // The driver `hypervisor = auto` resolves to: builtin where KVM runs unmodified guests and
 // nanovisor-vmm is installed, else qemu. Explicit choices are returned as they are.
 [[nodiscard]] std::string resolveDriver(const RuntimeConfig& config, const HostCapabilities& caps);
+
+// The host's TSC frequency in kHz when the TSC is constant and nonstop (0 otherwise), measured
+// once per process against CLOCK_MONOTONIC_RAW (~5 ms). Under TCG a guest reads the host's
+// TSC, so `tsc_early_khz=` gives the guest kernel a clocksource it cannot calibrate on its own
+// (microvm has no HPET or PM timer): without one it falls back to jiffies and ticks at HZ even
+// when idle, which costs an idle TCG sandbox ~2.5x the host CPU (docs/performance.md).
+[[nodiscard]] uint64_t hostTscKhz();
+
+// Kernel arguments that give a TCG guest the TSC as its clocksource ("" when the host's TSC
+// is not usable for it).
+[[nodiscard]] std::string tcgClockCmdline(uint64_t tsc_khz);
 
 // Every check `nanovisor check` prints, with a fix for each failure.
 [[nodiscard]] std::vector<CheckItem> hostChecks(const RuntimeConfig& config);

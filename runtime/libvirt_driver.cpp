@@ -18,6 +18,7 @@
 #include "common/logging.h"
 #include "common/syscall.h"
 #include "common/unique_fd.h"
+#include "runtime/host_probe.h"
 
 namespace nv::runtime {
 namespace {
@@ -205,8 +206,9 @@ std::string libvirtDomainXml(const VmSpec& spec, const LibvirtOptions& options) 
   const bool kvm = options.accel == Accel::kKvm;
   auto kernel = spec.kernel_bzimage.empty() ? spec.kernel.parent_path() / "bzImage"
                                             : spec.kernel_bzimage;
-  std::string cmdline = baseKernelCmdline(/*pci=*/true, "serial") +
-                        (spec.cmdline.empty() ? "" : " " + spec.cmdline);
+  std::string cmdline = baseKernelCmdline(/*pci=*/true, "serial");
+  if (!kvm && options.guest_tsc_khz != 0) cmdline += " " + tcgClockCmdline(options.guest_tsc_khz);
+  if (!spec.cmdline.empty()) cmdline += " " + spec.cmdline;
   std::string x;
   x += "<domain type='" + std::string(kvm ? "kvm" : "qemu") + "'>\n";
   x += "  <name>nanovisor-" + xmlEscape(spec.id) + "</name>\n";
@@ -304,7 +306,9 @@ Result<void> destroyLibvirtDomain(const std::string& uri, const std::string& id)
 Result<std::unique_ptr<Vm>> LibvirtDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
   NV_ASSIGN_OR_RETURN(ConnectPtr conn, openConnection(options_.uri));
-  std::string xml = libvirtDomainXml(spec, options_);
+  LibvirtOptions options = options_;
+  if (options.accel == Accel::kTcg) options.guest_tsc_khz = hostTscKhz();
+  std::string xml = libvirtDomainXml(spec, options);
   log::get("libvirt")->debug("domain XML:\n{}", xml);
   // Not AUTODESTROY: libvirtd destroys such domains when it stops or restarts (the client
   // connections close), and a sandbox must outlive a libvirtd restart. The VM's owner kills

@@ -14,6 +14,7 @@ namespace nv::runtime {
 struct LibvirtOptions {
   std::string uri = "qemu:///system";
   Accel accel = Accel::kTcg;
+  uint64_t guest_tsc_khz = 0;  // as QemuOptions::guest_tsc_khz
 };
 
 // The domain XML for a VM (pure; unit-tested). Values are XML-escaped.

@@ -20,6 +20,7 @@
 #include "common/logging.h"
 #include "common/subprocess.h"
 #include "runtime/cgroup.h"
+#include "runtime/host_probe.h"
 #include "runtime/jail.h"
 #include "runtime/qmp_client.h"
 
@@ -304,11 +305,15 @@ std::string baseKernelCmdline(bool pci, const std::string& channel) {
 
 std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options) {
   const bool kvm = options.accel == Accel::kKvm;
-  const std::string bus = spec.pci ? "pci" : "device";
+  std::string cmdline = baseKernelCmdline(/*pci=*/false, "serial");
+  if (!kvm && options.guest_tsc_khz != 0) cmdline += " " + tcgClockCmdline(options.guest_tsc_khz);
+  if (!spec.cmdline.empty()) cmdline += " " + spec.cmdline;
   std::vector<std::string> a = {
       options.binary,
       "-name", "nanovisor-" + spec.id,
-      "-M", spec.pci ? "pc" : "microvm,x-option-roms=off,rtc=off,acpi=off",
+      // The RTC: wall-clock time for the guest, and with the TSC clocksource (TCG) the guest
+      // would otherwise wait ~1.5 s for a clock that never ticks.
+      "-M", "microvm,x-option-roms=off,rtc=on,acpi=off",
       // TCG's translation cache is bounded (the sandbox cgroup counts it, runtime/cgroup.h).
       "-accel", kvm ? "kvm" : "tcg,tb-size=" + std::to_string(kTcgCacheMiB),
       "-cpu", kvm ? "host" : "max",
@@ -319,15 +324,14 @@ std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options
       "-qmp", "unix:" + (spec.dir / "qmp.sock").string() + ",server=on,wait=off",
       "-kernel", spec.kernel.string(),
       "-initrd", spec.initramfs.string(),
-      "-append", baseKernelCmdline(spec.pci, "serial") +
-                     (spec.cmdline.empty() ? "" : " " + spec.cmdline),
+      "-append", cmdline,
       // One port: the agent's (nr 1; nr 0 is kept for a console). The default of 31 ports
       // makes the guest set up 64 virtqueues, ~40 ms of a TCG boot (docs/performance.md).
-      "-device", "virtio-serial-" + bus + ",id=serial0,max_ports=2",
+      "-device", "virtio-serial-device,id=serial0,max_ports=2",
       "-chardev", "socket,id=agent,path=" + (spec.dir / "agent.sock").string() +
                       ",server=on,wait=off",
       "-device", "virtserialport,chardev=agent,name=io.nanovisor.agent",
-      "-device", "virtio-rng-" + bus,
+      "-device", "virtio-rng-device",
   };
   if (options.sandbox) {
     a.insert(a.end(), {"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
@@ -348,7 +352,7 @@ std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options
                                           ",read-only=" + ro});
       drive = "io-" + serial;
     }
-    a.insert(a.end(), {"-device", "virtio-blk-" + bus + ",drive=" + drive + ",serial=" + serial});
+    a.insert(a.end(), {"-device", "virtio-blk-device,drive=" + drive + ",serial=" + serial});
   };
   for (const auto& disk : spec.disks) {
     addDisk(disk.serial, "file.driver=file,file.filename=" + optionValue(disk.path.string()),
@@ -368,7 +372,7 @@ std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options
                                      optionValue(share.host_dir.string()) +
                                      ",security_model=none" +
                                      (share.read_only ? ",readonly=on" : ""),
-                       "-device", "virtio-9p-" + bus + ",fsdev=fs-" + share.tag +
+                       "-device", "virtio-9p-device,fsdev=fs-" + share.tag +
                                       ",mount_tag=" + share.tag});
   }
   return a;
@@ -378,7 +382,7 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
   // microvm's virtio-mmio transports: the agent channel and rng take two.
   const size_t devices = 2 + spec.disks.size() + spec.shares.size() + spec.disk_slots;
-  if (!spec.pci && devices > kMicrovmTransports) {
+  if (devices > kMicrovmTransports) {
     return fail(Errc::kInvalidArgument,
                 "qemu microvm has " + std::to_string(kMicrovmTransports) +
                     " virtio devices; this VM needs " + std::to_string(devices) +
@@ -412,6 +416,7 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   VmSpec seen = spec;
   QemuOptions options = options_;
   options.binary = binary.string();
+  if (options.accel == Accel::kTcg) options.guest_tsc_khz = hostTscKhz();
   seen.dir = vm_dir;
   std::optional<JailSpec> jail;
   if (options_.jail) {

@@ -26,6 +26,9 @@ struct QemuOptions {
   // Put QEMU (all threads) in a per-sandbox host cgroup with memory, pids and cpu limits
   // (runtime/cgroup.h). Hosts without a usable hierarchy get a warning and no cgroup.
   bool cgroup = true;
+  // TCG: the host TSC frequency the guest kernel is told (tcgClockCmdline; create() measures
+  // it); 0 leaves the guest to calibrate (it falls back to jiffies).
+  uint64_t guest_tsc_khz = 0;
 };
 
 // The file in the sandbox dir that lists the QEMU's host cgroup directories, one per line

@@ -45,7 +45,6 @@ struct VmSpec {
   uint64_t memory_mib = 256;
   std::vector<DiskSpec> disks;
   std::vector<ShareSpec> shares;        // volumes; not every driver has virtio-9p
-  bool pci = false;                     // machine `pc` with PCI instead of microvm
   // Pods: empty disk slots that attachDisk fills while the VM runs (serials slot0, slot1, ...).
   // The guest sees each as a kDiskSlotBytes disk from boot on.
   uint32_t disk_slots = 0;

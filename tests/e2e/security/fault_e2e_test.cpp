@@ -170,8 +170,10 @@ TEST_F(FaultE2eTest, ForkBomb_TheAgentSurvivesAndTheSandboxStaysUsable) {
   // A fork bomb used to fill the guest's task table until the agent (PID 1) failed to start a
   // thread, threw and died: a guest panic ("Attempted to kill init!"). Now the containers
   // share a pids budget below threads-max and the agent answers EAGAIN instead of dying.
-  auto started =
-      nv("run -d --name fault-bomb busybox sh -c 'f(){ f | f & }; while :; do f; done'");
+  // The bomb runs beside the container's main process: busybox sh exits (status 2) when a
+  // fork fails, which would end the sandbox whether or not the agent survived.
+  auto started = nv("run -d --name fault-bomb busybox sh -c "
+                    "'(f(){ f | f & }; while :; do f; done) & exec sleep 600'");
   ASSERT_EQ(started.exit_code, 0) << started.output;
   std::this_thread::sleep_for(milliseconds(8000));
   // Exec may be refused while the container's pids are exhausted (EAGAIN); the agent answers.

@@ -10,16 +10,59 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "common/subprocess.h"
 
 namespace nv::test {
 
+inline std::string readFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// `cmd` through sh; stdout+stderr (exit_code -1 and the error when it could not run).
+inline RunResult shell(const std::string& cmd,
+                       std::chrono::milliseconds timeout = std::chrono::milliseconds(120000)) {
+  auto r = runCommand({"sh", "-c", cmd}, timeout, 64 << 20);
+  if (!r) return {.exit_code = -1, .output = r.error().message()};
+  return *r;
+}
+
 struct NanovisorEnv {
   std::string nanovisor;
   std::string root;  // temp dir: state/, images/
   std::string skip;  // non-empty: why the suite cannot run here
+
+  [[nodiscard]] std::string state() const { return root + "/state"; }
+
+  // `nanovisor <args>` on the suite's state dir and image store, through sh (so tests can
+  // pipe and redirect).
+  [[nodiscard]] RunResult nv(const std::string& args, std::chrono::milliseconds timeout =
+                                                          std::chrono::milliseconds(120000)) const {
+    return shell(nanovisor + " --state-dir " + state() + " --image-root " + root + "/images " +
+                     args,
+                 timeout);
+  }
+
+  // What a test left behind: sandbox directories, QEMUs naming the root, mounts below it
+  // ("" when nothing).
+  [[nodiscard]] std::string leftovers() const {
+    std::string out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(state(), ec)) {
+      if (e.is_directory()) out += "sandbox dir " + e.path().string() + "\n";
+    }
+    out += shell("pgrep -af '[q]emu-system.*" + root + "'").output;
+    if (readFile("/proc/self/mountinfo").find(root) != std::string::npos) {
+      out += "mounts below " + root + "\n";
+    }
+    return out;
+  }
 };
 
 // `name` names the temp dir (/tmp/nv-<name>-XXXXXX); `root_reason`, when not empty, makes the

@@ -35,28 +35,17 @@ Env& env() {
   return e;
 }
 
-std::string state() { return env().root + "/state"; }
-
-std::string readFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string state() { return env().state(); }
+using test::readFile;
 
 size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 RunResult sh(const std::string& cmd, milliseconds timeout = milliseconds(120000)) {
-  auto r = runCommand({"sh", "-c", cmd}, timeout, 16 << 20);
-  if (!r) return {.exit_code = -1, .output = r.error().message()};
-  return *r;
+  return test::shell(cmd, timeout);
 }
 
-// `nanovisor <args>` on the suite's state dir and image store; stdout+stderr.
 RunResult nv(const std::string& args, milliseconds timeout = milliseconds(120000)) {
-  return sh(env().nanovisor + " --state-dir " + state() + " --image-root " + env().root +
-                "/images " + args,
-            timeout);
+  return env().nv(args, timeout);
 }
 
 nlohmann::json inspect(const std::string& id) {
@@ -76,21 +65,13 @@ class FaultE2eTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!env().skip.empty()) return;
-    std::error_code ec;
-    size_t left = 0;
-    for (const auto& e : std::filesystem::directory_iterator(state(), ec)) {
-      if (e.is_directory()) ++left;
-    }
-    EXPECT_EQ(left, 0u) << "sandbox directories left in " << state();
-    EXPECT_EQ(sh("pgrep -f '[q]emu-system.*" + env().root + "' | wc -l").output, "0\n")
-        << "VMM processes left behind";
-    EXPECT_EQ(readFile("/proc/self/mountinfo").find(env().root), std::string::npos)
-        << "mounts left under " << env().root;
+    EXPECT_EQ(env().leftovers(), "") << "left behind";
     EXPECT_EQ(sh("find /sys/fs/cgroup -maxdepth 4 -type d -name 'nanovisor-fault-*' | wc -l")
                   .output,
               "0\n")
         << "host cgroups left behind";
     // One failed test must not fail the next ones' checks.
+    std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(state(), ec)) {
       if (e.is_directory()) (void)nv("rm -f " + e.path().filename().string());
     }

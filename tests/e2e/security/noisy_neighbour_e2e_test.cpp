@@ -37,14 +37,8 @@ Env& env() {
   return e;
 }
 
-std::string state() { return env().root + "/state"; }
-
 RunResult nv(const std::string& args, milliseconds timeout = milliseconds(120000)) {
-  const std::string cmd = env().nanovisor + " --state-dir " + state() + " --image-root " +
-                          env().root + "/images " + args;
-  auto r = runCommand({"sh", "-c", cmd}, timeout, 16 << 20);
-  if (!r) return {.exit_code = -1, .output = r.error().message()};
-  return *r;
+  return env().nv(args, timeout);
 }
 
 double median(std::vector<double> v) {
@@ -85,15 +79,7 @@ class NoisyNeighbourTest : public ::testing::Test {
   void TearDown() override {
     if (!env().skip.empty()) return;
     (void)nv("rm -f quiet noisy 2>/dev/null");
-    std::error_code ec;
-    size_t left = 0;
-    for (const auto& e : std::filesystem::directory_iterator(state(), ec)) {
-      if (e.is_directory()) ++left;
-    }
-    EXPECT_EQ(left, 0u) << "sandbox directories left in " << state();
-    auto qemus = runCommand({"sh", "-c", "pgrep -f '[q]emu-system.*" + env().root + "' | wc -l"},
-                            milliseconds(5000));
-    EXPECT_EQ(qemus->output, "0\n") << "VMM processes left behind";
+    EXPECT_EQ(env().leftovers(), "") << "left behind";
   }
 
   // The quiet sandbox's exec latency and write throughput, measured the same way each time.

@@ -33,12 +33,7 @@ Env& env() {
   return e;
 }
 
-std::string readFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::readFile;
 
 // "Key:\tvalue" lines of /proc/<pid>/status.
 std::map<std::string, std::string> procStatus(int pid) {
@@ -93,28 +88,13 @@ class SecurityE2eTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!env().skip.empty()) return;
-    std::error_code ec;
-    size_t left = 0;
-    for (const auto& e : std::filesystem::directory_iterator(state(), ec)) {
-      if (e.is_directory()) ++left;
-    }
-    EXPECT_EQ(left, 0u) << "sandbox directories left in " << state();
-    auto qemus = runCommand({"sh", "-c", "pgrep -f '[q]emu-system.*" + env().root + "' | wc -l"},
-                            milliseconds(5000));
-    EXPECT_EQ(qemus->output, "0\n") << "VMM processes left behind";
-    EXPECT_EQ(readFile("/proc/self/mountinfo").find(env().root), std::string::npos)
-        << "mounts left under " << env().root;
+    EXPECT_EQ(env().leftovers(), "") << "left behind";
   }
 
-  static std::filesystem::path state() { return std::filesystem::path(env().root) / "state"; }
+  static std::filesystem::path state() { return env().state(); }
 
-  // Runs `nanovisor <args>` through sh; stdout+stderr.
   RunResult nv(const std::string& args, milliseconds timeout = milliseconds(120000)) {
-    std::string cmd = env().nanovisor + " --state-dir " + state().string() + " --image-root " +
-                      env().root + "/images " + args;
-    auto r = runCommand({"sh", "-c", cmd}, timeout, 64 << 20);
-    if (!r) return {.exit_code = -1, .output = r.error().message()};
-    return *r;
+    return env().nv(args, timeout);
   }
 
   // `inspect ID` as JSON (null when it failed).

@@ -30,11 +30,13 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -601,6 +603,53 @@ def bench_vmm_blk(build):
     return (lambda: rate(ours)), (lambda: rate(peer)), "QEMU microvm -accel kvm, same guest"
 
 
+def bench_vmm_vsock(build):
+    """Host -> guest -> host echo through the hybrid vsock socket (the test guest echoes what
+    it reads, with credit flow control): 64 MiB each way. QEMU's vsock needs vhost-vsock."""
+    ours, _ = vmm_setup(build)
+    peer_name = ("–: this host has no /dev/vhost-vsock for QEMU's vsock"
+                 if not os.path.exists("/dev/vhost-vsock") else "– (not measured yet)")
+    size = 64 << 20
+
+    def echo():
+        uds = WORK / "vsock.sock"
+        uds.unlink(missing_ok=True)
+        cmd = ours("test=vsock mode=listen port=5000") + ["--vsock-uds", str(uds)]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            for _ in range(500):
+                try:
+                    s.connect(str(uds))
+                    break
+                except OSError:
+                    time.sleep(0.01)
+            s.sendall(b"CONNECT 5000\n")
+            line = b""
+            while not line.endswith(b"\n"):
+                line += s.recv(1)
+            if not line.startswith(b"OK"):
+                raise subprocess.CalledProcessError(1, cmd)
+            data = os.urandom(1 << 20)
+            start = time.monotonic()
+            writer = threading.Thread(target=lambda: [s.sendall(data) for _ in range(size >> 20)])
+            writer.start()
+            got = 0
+            while got < size:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise subprocess.CalledProcessError(1, cmd)
+                got += len(chunk)
+            took = time.monotonic() - start
+            writer.join()
+            s.close()
+            return size / (1 << 20) / took
+        finally:
+            p.kill()
+            p.wait()
+    return echo, None, peer_name
+
+
 # (group, metric, unit, goal, setup)
 BENCHMARKS = [
     ("vm", "nanovisor run --rm busybox true (qemu driver, TCG)", "s",
@@ -626,6 +675,8 @@ BENCHMARKS = [
      "≤ 5 MiB", bench_vmm_memory),
     ("vmm", "virtio-blk write + read back, 1 MiB requests (polling test guest)", "MiB/s",
      "≥ peer", bench_vmm_blk),
+    ("vmm", "vsock echo host -> guest -> host, 64 MiB (polling test guest)", "MiB/s", "report",
+     bench_vmm_vsock),
     ("kernel", "make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),
     ("images", f"image import (cold): ~{IMAGE_MIB} MiB 5-layer OCI layout, verify + unpack", "s",
      "≤ peer", bench_image_import_cold),

@@ -337,6 +337,21 @@ class Watchdog {
   std::thread thread_;
 };
 
+// The hybrid vsock handshake on a connected Unix socket: "CONNECT <port>\n", then the
+// VMM's reply line ("OK <host port>" once the guest accepted).
+std::string hybridConnect(int fd, int port) {
+  const std::string request = "CONNECT " + std::to_string(port) + "\n";
+  if (::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+    return "send failed";
+  }
+  std::string line;
+  char ch = 0;
+  while (line.size() < 32 && ::recv(fd, &ch, 1, 0) == 1 && ch != '\n') {
+    line.push_back(ch);
+  }
+  return line;
+}
+
 // Sends `data` on `fd` while a second thread reads the echo; returns what came back.
 std::string echoThrough(int fd, const std::string& data) {
   std::string got;
@@ -388,14 +403,7 @@ TEST_F(VmmKvmTest, Vsock_HostInitiated_Echoes16MiBWithFlowControl) {
     runner.join();
     FAIL() << "connect " << uds << ": " << std::strerror(errno);
   }
-  const char request[] = "CONNECT 5000\n";
-  ASSERT_EQ(::send(fd, request, sizeof request - 1, 0), static_cast<ssize_t>(sizeof request - 1));
-  std::string line;
-  char ch = 0;
-  while (line.size() < 32 && ::recv(fd, &ch, 1, 0) == 1 && ch != '\n') {
-    line.push_back(ch);
-  }
-  EXPECT_EQ(line, "OK 1073741824");
+  EXPECT_EQ(hybridConnect(fd, 5000), "OK 1073741824");
   const std::string data = randomBytes(16 << 20);
   std::string got = echoThrough(fd, data);
   ::close(fd);  // EOF -> SHUTDOWN to the guest, which then exits
@@ -549,14 +557,7 @@ TEST_F(VmmKvmTest, BinarySeccomp_VsockHostInitiatedEchoes16MiB) {
     if (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_TRUE(connected) << readAll(dir_ / "vmm.log");
-  const char request[] = "CONNECT 5000\n";
-  ASSERT_EQ(::send(fd, request, sizeof request - 1, 0), static_cast<ssize_t>(sizeof request - 1));
-  std::string line;
-  char ch = 0;
-  while (line.size() < 32 && ::recv(fd, &ch, 1, 0) == 1 && ch != '\n') {
-    line.push_back(ch);
-  }
-  EXPECT_EQ(line, "OK 1073741824");
+  EXPECT_EQ(hybridConnect(fd, 5000), "OK 1073741824");
   const std::string data = randomBytes(16 << 20);
   std::string got = echoThrough(fd, data);
   ::close(fd);

@@ -14,7 +14,7 @@ density (NV_BENCH_DENSITY idle sandboxes, default 50, filling for at most
 NV_BENCH_DENSITY_SECONDS, default 300: how many answer exec, start rate, memory; plotted to
 bench/results/density.svg),
 vmm (nanovisor-vmm beside QEMU microvm -accel kvm running the same test guest: start to
-first guest output, memory overhead, virtio-blk throughput),
+first guest output, memory overhead, virtio-blk throughput and 4 KiB IOPS, vsock echo),
 kernel (kernel cache), images (OCI import and EROFS rootfs build of a generated ~100 MiB
 5-layer image, beside `umoci unpack`). `--only` (or
 NV_BENCH_ONLY) picks a group by name or rows whose metric contains the string; a partial run
@@ -603,6 +603,27 @@ def bench_vmm_blk(build):
     return (lambda: rate(ours)), (lambda: rate(peer)), "QEMU microvm -accel kvm, same guest"
 
 
+def bench_vmm_iops(build):
+    """4 KiB reads at scattered offsets, one at a time from the polling guest: runs of 21000
+    and 1000 reads, 20000 over the time difference (per-request latency, queue depth 1)."""
+    ours, peer = vmm_setup(build)
+    disk = WORK / "vmm-iops.img"
+    disk.write_bytes(b"")
+    os.truncate(disk, 64 << 20)
+
+    def rate(make):
+        times = {}
+        for reads in (1000, 21000):
+            cmd = make(f"test=blk iops={reads} seed=3", memory=256, disk=disk)
+            start = time.monotonic()
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+            times[reads] = time.monotonic() - start
+            if f"read {reads} x 4 KiB" not in out:
+                raise subprocess.CalledProcessError(1, cmd)
+        return 20000 / max(times[21000] - times[1000], 1e-3)
+    return (lambda: rate(ours)), (lambda: rate(peer)), "QEMU microvm -accel kvm, same guest"
+
+
 def bench_vmm_vsock(build):
     """Host -> guest -> host echo through the hybrid vsock socket (the test guest echoes what
     it reads, with credit flow control): 64 MiB each way. QEMU's vsock needs vhost-vsock."""
@@ -675,6 +696,8 @@ BENCHMARKS = [
      "≤ 5 MiB", bench_vmm_memory),
     ("vmm", "virtio-blk write + read back, 1 MiB requests (polling test guest)", "MiB/s",
      "≥ peer", bench_vmm_blk),
+    ("vmm", "virtio-blk 4 KiB random reads, queue depth 1 (polling test guest)", "IOPS",
+     "≥ peer", bench_vmm_iops),
     ("vmm", "vsock echo host -> guest -> host, 64 MiB (polling test guest)", "MiB/s", "report",
      bench_vmm_vsock),
     ("kernel", "make kernel, cache hit", "s", "< 1 s", bench_kernel_cached),

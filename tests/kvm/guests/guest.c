@@ -356,6 +356,20 @@ static void test_blk(void) {
   puts_raw("\n");
   if (st != 0) finish(FAIL);
 
+  // iops=N: N 4 KiB reads at scattered page-aligned offsets, one at a time (make bench).
+  uint64_t reads = cmdline_get(g_cmdline, "iops=", value, sizeof value) ? parse_dec(value) : 0;
+  if (reads) {
+    uint64_t pages = capacity / 8, x = seed;
+    for (uint64_t i = 0; i < reads; i++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      if (blk_request(0, ((x >> 33) % pages) * 8, buffer, 4096) != 0) finish(FAIL);
+    }
+    puts_raw("read ");
+    put_dec(reads);
+    puts_raw(" x 4 KiB\n");
+    finish(PASS);
+  }
+
   if (readonly) {
     st = blk_request(1, 0, buffer, 4096);
     puts_raw("ro write status=");

@@ -163,6 +163,21 @@ class RuncBundle:
         return ["runc", "--root", str(WORK / "runc-state")]
 
 
+def bench_run_true_builtin_vs_libvirt(build):
+    """The builtin driver (nanovisor-vmm) beside the libvirt driver, where both can run."""
+    probe = subprocess.run([str(build / "bin/nanovisor-vmm"), "probe"], capture_output=True)
+    if probe.returncode != 0:
+        raise Skip("this host's KVM cannot run an unmodified guest (nanovisor-vmm probe), so the "
+                   "builtin driver cannot boot Linux here")
+    r = subprocess.run([str(build / "bin/nanovisor"), "check"], capture_output=True, text=True)
+    if "[ok  ] libvirt" not in r.stdout:
+        raise Skip("libvirtd not reachable (virtlogd -d && libvirtd -d)")
+    base = busybox_cli(build)
+    ours = base[:1] + ["--hypervisor", "builtin"] + base[1:] + ["run", "--rm", "busybox", "true"]
+    peer = base[:1] + ["--hypervisor", "libvirt"] + base[1:] + ["run", "--rm", "busybox", "true"]
+    return (lambda: timed(ours)), (lambda: timed(peer)), "the libvirt driver (same image)"
+
+
 def bench_run_true_vs_runc(build):
     base = busybox_cli(build)
     bundle = RuncBundle.setup(build)
@@ -677,6 +692,8 @@ BENCHMARKS = [
      "overhead ≤ 300 ms over peer", bench_run_true),
     ("vm", "nanovisor run --rm busybox true vs runc", "s", "report (VM vs shared kernel)",
      bench_run_true_vs_runc),
+    ("vm", "nanovisor run --rm busybox true, builtin driver vs libvirt driver", "s", "≤ peer",
+     bench_run_true_builtin_vs_libvirt),
     ("vm", "exec round trip in a running sandbox (exec ID true)", "s", "report",
      bench_exec_latency),
     ("vm", "guest boot to init, QEMU TCG microvm + vmlinux", "s", "≤ peer", bench_boot_to_init),

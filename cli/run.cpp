@@ -17,7 +17,6 @@
 #include <cstring>
 #include <optional>
 #include <thread>
-#include <tuple>
 
 #include "cli/commands.h"
 #include "common/event_fd.h"
@@ -342,17 +341,8 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
                                                              (memory_limit >> 20) + 96)
                                         : config.memory_mib;
   sandbox.exec_allowed = !options.no_exec;
-  for (auto [flag, text, unit, limit] :
-       {std::tuple{"--disk-bps", &options.disk_bps, RateUnit::kBytes, &sandbox.disk_limit.bytes},
-        std::tuple{"--disk-iops", &options.disk_iops, RateUnit::kOps, &sandbox.disk_limit.ops}}) {
-    if (!text->empty()) {
-      auto parsed = parseRateLimit(*text, unit);
-      if (!parsed) {
-        return fail(Errc::kInvalidArgument, std::string(flag) + ": " + parsed.error().message());
-      }
-      *limit = *parsed;
-    }
-  }
+  NV_ASSIGN_OR_RETURN(sandbox.disk_limit, parseDiskRateLimit(options.disk_bps, "--disk-bps",
+                                                             options.disk_iops, "--disk-iops"));
   sandbox.auto_remove = options.remove;
   for (const auto& text : options.volumes) {
     NV_ASSIGN_OR_RETURN(auto volume, parseVolume(text));

@@ -46,6 +46,25 @@ Result<RateLimit> parseRateLimit(std::string_view text, RateUnit unit) {
   return limit;
 }
 
+Result<DiskRateLimit> parseDiskRateLimit(std::string_view bps, std::string_view bps_source,
+                                         std::string_view iops, std::string_view iops_source) {
+  DiskRateLimit out;
+  auto parse = [](std::string_view text, std::string_view source, RateUnit unit,
+                  RateLimit& limit) -> Result<void> {
+    if (text.empty()) return {};
+    auto parsed = parseRateLimit(text, unit);
+    if (!parsed) {
+      return fail(Errc::kInvalidArgument,
+                  std::string(source) + ": " + parsed.error().message());
+    }
+    limit = *parsed;
+    return {};
+  };
+  NV_TRY(parse(bps, bps_source, RateUnit::kBytes, out.bytes));
+  NV_TRY(parse(iops, iops_source, RateUnit::kOps, out.ops));
+  return out;
+}
+
 std::string formatRateLimit(const RateLimit& limit) {
   if (!limit.limited()) {
     return "";

@@ -36,6 +36,13 @@ struct DiskRateLimit {
 // A burst below the rate is refused (a request could never be served at full speed).
 enum class RateUnit { kBytes, kOps };
 [[nodiscard]] Result<RateLimit> parseRateLimit(std::string_view text, RateUnit unit);
+// A disk's two limits from their texts ("" = unlimited), as the CLI's flags and the shim's
+// annotations give them; an error starts with the failing text's `*_source` (a flag, an
+// annotation) and then parseRateLimit's message.
+[[nodiscard]] Result<DiskRateLimit> parseDiskRateLimit(std::string_view bps,
+                                                       std::string_view bps_source,
+                                                       std::string_view iops,
+                                                       std::string_view iops_source);
 // The inverse of parseRateLimit, for arguments and inspect output ("" when unlimited).
 [[nodiscard]] std::string formatRateLimit(const RateLimit& limit);
 

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <tuple>
 
 #include "runtime/oci_spec.h"
 
@@ -196,20 +195,10 @@ PodResources podResources(const nlohmann::json& bundle_spec) {
 }
 
 Result<DiskRateLimit> diskRateLimit(const nlohmann::json& bundle_spec) {
-  DiskRateLimit out;
-  for (auto [key, unit, limit] :
-       {std::tuple{"io.nanovisor.disk-bps", RateUnit::kBytes, &out.bytes},
-        std::tuple{"io.nanovisor.disk-iops", RateUnit::kOps, &out.ops}}) {
-    const std::string text = annotation(bundle_spec, key);
-    if (text.empty()) continue;
-    auto parsed = parseRateLimit(text, unit);
-    if (!parsed) {
-      return fail(Errc::kInvalidArgument,
-                  std::string("annotation ") + key + ": " + parsed.error().message());
-    }
-    *limit = *parsed;
-  }
-  return out;
+  return parseDiskRateLimit(annotation(bundle_spec, "io.nanovisor.disk-bps"),
+                            "annotation io.nanovisor.disk-bps",
+                            annotation(bundle_spec, "io.nanovisor.disk-iops"),
+                            "annotation io.nanovisor.disk-iops");
 }
 
 void joinPodNamespaces(const nlohmann::json& bundle_spec, nlohmann::json& oci_spec) {

@@ -27,6 +27,18 @@ TEST(ParseRateLimit, BadInput_NamesTheProblem) {
   EXPECT_FALSE(parseRateLimit("10k", RateUnit::kOps));  // ops are plain numbers
 }
 
+TEST(ParseDiskRateLimit, EmptyIsUnlimited_AnErrorNamesItsSource) {
+  auto both = parseDiskRateLimit("1m", "--disk-bps", "100:200", "--disk-iops");
+  ASSERT_TRUE(both) << both.error().message();
+  EXPECT_EQ(both->bytes, (RateLimit{1u << 20, 0}));
+  EXPECT_EQ(both->ops, (RateLimit{100, 200}));
+  EXPECT_FALSE(parseDiskRateLimit("", "a", "", "b")->limited());
+  auto bad = parseDiskRateLimit("", "--disk-bps", "10k", "--disk-iops");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message().rfind("--disk-iops: invalid rate limit '10k'", 0), 0u)
+      << bad.error().message();
+}
+
 TEST(TokenBucket, Unlimited_IsAlwaysReady) {
   TokenBucket bucket;
   const auto t0 = Clock::now();

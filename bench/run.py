@@ -91,9 +91,10 @@ def bench_boot_to_init(build):
     initramfs = build / "guest-kernel/testinit/testinit.cpio.gz"
     if not initramfs.exists():
         raise Skip("test initramfs not built (make)")
+    clock = guest_clock_args(build)
     ours = qemu_boot_cmd("microvm,x-option-roms=off,rtc=on,acpi=off", kdir / "vmlinux", initramfs,
-                         guest_clock_args(build))
-    peer = qemu_boot_cmd("pc", kdir / "bzImage", initramfs, guest_clock_args(build))
+                         clock)
+    peer = qemu_boot_cmd("pc", kdir / "bzImage", initramfs, clock)
     return (lambda: timed(ours)), (lambda: timed(peer)), "QEMU pc + bzImage"
 
 
@@ -595,6 +596,16 @@ def bench_vmm_memory(build):
             "QEMU microvm -accel kvm, same guest, memfd RAM")
 
 
+def guest_run_seconds(cmd, expect):
+    """Wall time of one test-guest run, which must print `expect`."""
+    start = time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+    took = time.monotonic() - start
+    if expect not in out:
+        raise subprocess.CalledProcessError(1, cmd)
+    return took
+
+
 def bench_vmm_blk(build):
     """The guest writes N MiB through virtio-blk, reads them back and checks them (1 MiB
     requests, one at a time: a polling driver). Runs of 68 and 4 MiB: the difference is
@@ -602,19 +613,15 @@ def bench_vmm_blk(build):
     ours, peer = vmm_setup(build)
     disk = WORK / "vmm-blk.img"
 
+    def seconds(make, mib):
+        disk.unlink(missing_ok=True)
+        disk.write_bytes(b"")
+        os.truncate(disk, 80 << 20)
+        return guest_run_seconds(make(f"test=blk mib={mib} seed=7", memory=256, disk=disk),
+                                 f"verified {mib} MiB")
+
     def rate(make):
-        times = {}
-        for mib in (4, 68):
-            disk.unlink(missing_ok=True)
-            disk.write_bytes(b"")
-            os.truncate(disk, 80 << 20)
-            cmd = make(f"test=blk mib={mib} seed=7", memory=256, disk=disk)
-            start = time.monotonic()
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
-            times[mib] = time.monotonic() - start
-            if f"verified {mib} MiB" not in out:
-                raise subprocess.CalledProcessError(1, cmd)
-        return 2 * 64 / max(times[68] - times[4], 1e-3)
+        return 2 * 64 / max(seconds(make, 68) - seconds(make, 4), 1e-3)
     return (lambda: rate(ours)), (lambda: rate(peer)), "QEMU microvm -accel kvm, same guest"
 
 
@@ -626,16 +633,12 @@ def bench_vmm_iops(build):
     disk.write_bytes(b"")
     os.truncate(disk, 64 << 20)
 
+    def seconds(make, reads):
+        return guest_run_seconds(make(f"test=blk iops={reads} seed=3", memory=256, disk=disk),
+                                 f"read {reads} x 4 KiB")
+
     def rate(make):
-        times = {}
-        for reads in (1000, 21000):
-            cmd = make(f"test=blk iops={reads} seed=3", memory=256, disk=disk)
-            start = time.monotonic()
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
-            times[reads] = time.monotonic() - start
-            if f"read {reads} x 4 KiB" not in out:
-                raise subprocess.CalledProcessError(1, cmd)
-        return 20000 / max(times[21000] - times[1000], 1e-3)
+        return 20000 / max(seconds(make, 21000) - seconds(make, 1000), 1e-3)
     return (lambda: rate(ours)), (lambda: rate(peer)), "QEMU microvm -accel kvm, same guest"
 
 

@@ -246,6 +246,7 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
   NV_TRY(checkId(req.container_id(), "container id"));
   NV_ASSIGN_OR_RETURN(Spec spec, parseSpec(req.oci_spec_json()));
   NV_TRY(validateSecrets(req.secrets()));
+  NV_TRY(validateSecretVolumes(req.secret_volumes(), req.secrets()));
   NV_TRY(validateFiles(req.files()));
   NV_ASSIGN_OR_RETURN(const PodJoin join, podJoin(spec, req));
   auto container = std::make_shared<Container>();
@@ -293,17 +294,37 @@ Result<pb::CreateContainerResponse> AgentService::createContainer(
   }
   log::get("agent")->debug("create container {}: rootfs mounted", req.container_id());
   container->rootfs = std::move(*rootfs);
-  if (req.secrets_size() > 0) {
+  if (req.secrets_size() > 0 || req.secret_volumes_size() > 0) {
     auto owner = secretsOwner(container->rootfs.rootfs, spec.process.user);
     if (!owner) {
       return undo(owner.error().wrap("secrets"));
     }
-    const std::string dir = container->state_dir + "/secrets";
-    if (auto written = writeSecrets(dir, req.secrets(), owner->first, owner->second); !written) {
-      return undo(written.error());
+    // Each set of secrets: a tmpfs of its own, unmounted with the rootfs, bound read-only.
+    auto place = [&](const std::string& dir, const auto& files,
+                     const std::string& destination) -> Result<void> {
+      NV_TRY(writeSecrets(dir, files, owner->first, owner->second));
+      container->rootfs.mounts.push_back(dir);
+      container->rootfs.volumes.push_back({dir, destination, true});
+      return {};
+    };
+    if (req.secrets_size() > 0) {
+      if (auto placed = place(container->state_dir + "/secrets", req.secrets(), kSecretsDestination);
+          !placed) {
+        return undo(placed.error());
+      }
     }
-    container->rootfs.mounts.push_back(dir);  // unmounted with the rootfs
-    container->rootfs.volumes.push_back({dir, kSecretsDestination, true});
+    const std::string volumes_dir = container->state_dir + "/secret-volumes";
+    if (req.secret_volumes_size() > 0 && ::mkdir(volumes_dir.c_str(), 0700) != 0) {
+      return undo(Error::lastErrno("mkdir " + volumes_dir));
+    }
+    for (int i = 0; i < req.secret_volumes_size(); ++i) {
+      const auto& volume = req.secret_volumes(i);
+      if (auto placed = place(volumes_dir + "/" + std::to_string(i), volume.files(),
+                              volume.destination());
+          !placed) {
+        return undo(placed.error().wrap("secret volume " + volume.destination()));
+      }
+    }
   }
   if (auto shm = podShm(spec, req, join, *container); !shm) {
     return undo(shm.error());
@@ -498,6 +519,10 @@ void AgentService::removeAll() {
 }
 
 Result<pb::ExecProcessResponse> AgentService::execProcess(const pb::ExecProcessRequest& req) {
+  if (config_.test_crash_on_exec) {
+    log::get("agent")->warn("nanovisor.test_crash=exec: crashing");
+    __builtin_trap();
+  }
   NV_TRY(checkId(req.exec_id(), "exec id"));
   NV_ASSIGN_OR_RETURN(auto container, findContainer(req.container_id()));
   NV_ASSIGN_OR_RETURN(ProcessSpec process, parseProcess(req.oci_process_json()));

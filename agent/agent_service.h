@@ -32,6 +32,7 @@ struct AgentConfig {
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string self_exe = "/proc/self/exe";          // re-exec'd for container children
   bool host_mode = false;  // a test/debug process: directories as disks, host left alone
+  bool test_crash_on_exec = false;  // BootOptions::test_crash_on_exec
 };
 
 // Thread-safe: every method may be called from any thread, and the blocking ones

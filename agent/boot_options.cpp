@@ -38,6 +38,8 @@ BootOptions parseBootOptions(std::string_view cmdline) {
       out.log_level = std::string(value);
     } else if (key == "debug_console") {
       out.debug_console = value.empty() || value == "1" || value == "on" || value == "true";
+    } else if (key == "test_crash") {
+      out.test_crash_on_exec = value == "exec";
     } else if (key == "vsock_port") {
       unsigned port = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), port);

@@ -15,6 +15,11 @@ struct BootOptions {
   std::string log_level = "info";       // nanovisor.log=trace|debug|info|warn|error
   bool debug_console = false;           // nanovisor.debug_console (debug logs on the console)
   unsigned vsock_port = 1024;           // nanovisor.vsock_port=N
+  // Fault injection for tests (docs/security.md "Faults"): nanovisor.test_crash=exec makes the
+  // agent crash (an invalid instruction, as a bug would) on its first ExecProcess request.
+  // Only the host sets the kernel command line; a guest that crashes its own agent gains
+  // nothing it did not have.
+  bool test_crash_on_exec = false;
 };
 
 // Parses a kernel command line ("console=ttyS0 nanovisor.channel=vsock ..."). Malformed

@@ -86,6 +86,7 @@ int runHost(const Args& args) {
   nv::agent::Reaper reaper;
   reaper.start();
   nv::agent::AgentConfig config;
+  config.test_crash_on_exec = options.test_crash_on_exec;
   nv::agent::AgentService service(config, reaper);
   nv::agent::logToKmsg(std::string("ready, version ") + nv::agent::agentVersion());
   nv::Result<void> served;

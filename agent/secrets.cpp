@@ -8,7 +8,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 #include "agent/passwd.h"
 #include "common/syscall.h"
@@ -52,6 +54,16 @@ Result<std::string> readInRoot(const std::string& root, const std::string& path)
   return out;
 }
 
+// Adds a secret's size to the request's running total; either over its bound is an error.
+Result<void> addSize(const pb::Secret& secret, size_t& total) {
+  if (secret.data().size() > kMaxSecretBytes) {
+    return fail(Errc::kTooLarge, "secret '" + secret.name() + "' is over 1 MiB");
+  }
+  total += secret.data().size();
+  if (total > kMaxSecretsTotalBytes) return fail(Errc::kTooLarge, "secrets total over 3 MiB");
+  return {};
+}
+
 }  // namespace
 
 Result<void> validateSecrets(const google::protobuf::RepeatedPtrField<pb::Secret>& secrets) {
@@ -68,12 +80,61 @@ Result<void> validateSecrets(const google::protobuf::RepeatedPtrField<pb::Secret
     if (!names.insert(secret.name()).second) {
       return fail(Errc::kInvalidArgument, "secret '" + secret.name() + "' given twice");
     }
-    if (secret.data().size() > kMaxSecretBytes) {
-      return fail(Errc::kTooLarge, "secret '" + secret.name() + "' is over 1 MiB");
-    }
-    total += secret.data().size();
+    NV_TRY(addSize(secret, total));
   }
-  if (total > kMaxSecretsTotalBytes) return fail(Errc::kTooLarge, "secrets total over 3 MiB");
+  return {};
+}
+
+Result<void> validateSecretVolumes(
+    const google::protobuf::RepeatedPtrField<pb::SecretVolume>& volumes,
+    const google::protobuf::RepeatedPtrField<pb::Secret>& secrets) {
+  if (static_cast<size_t>(volumes.size()) > kMaxSecretVolumes) {
+    return fail(Errc::kTooLarge, "more than " + std::to_string(kMaxSecretVolumes) +
+                                     " secret volumes");
+  }
+  size_t total = 0;
+  for (const auto& secret : secrets) total += secret.data().size();
+  std::set<std::string> destinations;
+  for (const auto& volume : volumes) {
+    const std::string& dest = volume.destination();
+    if (!isCleanAbsolutePath(dest) || dest == "/" || dest.back() == '/') {
+      return fail(Errc::kInvalidArgument,
+                  "secret volume destination '" + dest + "' is not a clean absolute path");
+    }
+    if (!destinations.insert(dest).second) {
+      return fail(Errc::kInvalidArgument, "secret volume " + dest + " given twice");
+    }
+    if (static_cast<size_t>(volume.files_size()) > kMaxSecrets) {
+      return fail(Errc::kTooLarge, "secret volume " + dest + " has more than " +
+                                       std::to_string(kMaxSecrets) + " files");
+    }
+    std::set<std::string> files;
+    std::set<std::string> dirs;
+    for (const auto& file : volume.files()) {
+      const std::string& path = file.name();
+      size_t parts = 0;
+      for (size_t begin = 0; begin <= path.size(); ++parts) {
+        const size_t slash = std::min(path.find('/', begin), path.size());
+        if (!validName(path.substr(begin, slash - begin)) || parts == kMaxSecretDepth) {
+          return fail(Errc::kInvalidArgument,
+                      "secret volume " + dest + ": file '" + path + "' must be a relative path of "
+                      "at most 8 names of 1-255 characters of [A-Za-z0-9._-]");
+        }
+        if (slash < path.size()) dirs.insert(path.substr(0, slash));
+        begin = slash + 1;
+      }
+      if (!files.insert(path).second) {
+        return fail(Errc::kInvalidArgument, "secret volume " + dest + ": '" + path + "' given twice");
+      }
+      NV_TRY(addSize(file, total));
+    }
+    for (const auto& dir : dirs) {
+      if (files.count(dir) != 0) {
+        return fail(Errc::kInvalidArgument,
+                    "secret volume " + dest + ": '" + dir + "' is both a file and a directory");
+      }
+    }
+  }
   return {};
 }
 
@@ -102,7 +163,18 @@ Result<void> writeSecrets(const std::string& dir,
     ::umount2(dir.c_str(), MNT_DETACH);
     return tl::unexpected(e);
   };
+  std::vector<std::string> subdirs;
   for (const auto& secret : secrets) {
+    // Validated: names are relative paths of file names; make their directories.
+    for (size_t slash = secret.name().find('/'); slash != std::string::npos;
+         slash = secret.name().find('/', slash + 1)) {
+      const std::string sub = dir + "/" + secret.name().substr(0, slash);
+      if (::mkdir(sub.c_str(), 0700) == 0) {
+        subdirs.push_back(sub);
+      } else if (errno != EEXIST) {
+        return undo(Error::lastErrno("mkdir for secret " + secret.name()));
+      }
+    }
     const std::string path = dir + "/" + secret.name();
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400));
     if (!fd) return undo(Error::lastErrno("create secret " + secret.name()));
@@ -113,12 +185,16 @@ Result<void> writeSecrets(const std::string& dir,
       if (n <= 0) return undo(Error::lastErrno("write secret " + secret.name()));
       done += static_cast<size_t>(n);
     }
-    if (::fchown(fd.get(), uid, gid) != 0 || ::fchmod(fd.get(), 0400) != 0) {
+    const mode_t mode = secret.mode() == 0 ? 0400 : (secret.mode() & 0444);
+    if (::fchown(fd.get(), uid, gid) != 0 || ::fchmod(fd.get(), mode) != 0) {
       return undo(Error::lastErrno("chown secret " + secret.name()));
     }
   }
-  if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0500) != 0) {
-    return undo(Error::lastErrno("chown " + dir));
+  subdirs.push_back(dir);
+  for (const auto& sub : subdirs) {
+    if (::chown(sub.c_str(), uid, gid) != 0 || ::chmod(sub.c_str(), 0500) != 0) {
+      return undo(Error::lastErrno("chown " + sub));
+    }
   }
   return {};
 }

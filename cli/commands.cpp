@@ -2,6 +2,7 @@
 // Commands that work on sandbox state and the host: ps, inspect, logs, check.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "common/unique_fd.h"
 #include "runtime/host_probe.h"
 #include "runtime/state.h"
+#include "runtime/stdio.h"
 
 namespace nv::cli {
 namespace {
@@ -101,15 +103,14 @@ Result<int> logsCommand(const GlobalOptions& global, const std::string& id, bool
   runtime::StateStore store(config.state_dir);
   NV_ASSIGN_OR_RETURN(auto full_id, store.resolve(id));
   const auto path = store.dir(full_id) / "output.log";
-  UniqueFd log(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!log) {
+  if (::access(path.c_str(), F_OK) != 0) {
     return fail(Errc::kNotFound, "sandbox " + full_id + " has no log (only run -d keeps one)");
   }
-  // Copies what is in the log now; false when stdout is gone (e.g. `logs -f x | head`).
-  auto copy = [&]() -> bool {
+  // Copies what `fd` holds from its offset on; false when stdout is gone (`logs -f x | head`).
+  auto copy = [](int fd) -> bool {
     char buffer[65536];
     for (;;) {
-      ssize_t n = retryOnEintr([&] { return ::read(log.get(), buffer, sizeof buffer); });
+      ssize_t n = retryOnEintr([&] { return ::read(fd, buffer, sizeof buffer); });
       if (n <= 0) return true;
       size_t done = 0;
       while (done < static_cast<size_t>(n)) {
@@ -120,14 +121,32 @@ Result<int> logsCommand(const GlobalOptions& global, const std::string& id, bool
       }
     }
   };
-  if (!copy() || !follow) return 0;
+  // The log rotates (runtime::RotatingLog): the older file first, then the current one.
+  UniqueFd log;
+  for (const auto& file : runtime::rotatedLogFiles(path)) {
+    log.reset(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!log) return failErrno("cannot open " + file.string());
+    if (!copy(log.get())) return 0;
+  }
+  if (!follow) return 0;
   // -f: keep copying while the supervisor runs; its last output is written before it records
-  // the exit, so one more copy after that gets everything.
+  // the exit, so one more copy after that gets everything. After a rotation the file we read
+  // is output.log.1: finish it, then go on with the new output.log.
+  auto rotated = [&] {
+    struct stat open_file{}, named{};
+    return ::fstat(log.get(), &open_file) == 0 && ::stat(path.c_str(), &named) == 0 &&
+           open_file.st_ino != named.st_ino;
+  };
   for (;;) {
     auto state = store.load(full_id);
     const std::string status = state ? state->liveStatus() : "removed";
     const bool live = status == "running" || status == "creating";
-    if (!copy()) return 0;
+    if (!copy(log.get())) return 0;
+    if (rotated()) {
+      log.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!log) return failErrno("cannot open " + path.string());
+      continue;
+    }
     if (!live) return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

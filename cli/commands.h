@@ -42,6 +42,7 @@ struct RunOptions {
   bool no_exec = false;
   std::string disk_bps;                   // RATE[:BURST] bytes/s
   std::string disk_iops;                  // RATE[:BURST] requests/s
+  std::string log_max_size = "32m";       // -d: output.log rotates past this (2 files kept)
   std::string image;
   std::vector<std::string> command;
 };

@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
                       "rate limit of each disk in bytes/s, e.g. 50m or 50m:200m (RATE:BURST)");
   run_cmd->add_option("--disk-iops", run.disk_iops,
                       "rate limit of each disk in requests/s, e.g. 1000 or 1000:4000");
+  run_cmd->add_option("--log-max-size", run.log_max_size,
+                      "-d: output.log is rotated once it would pass this size, keeping one "
+                      "older file (at most twice this on disk); at least 4k")
+      ->capture_default_str();
   run_cmd->add_option("image", run.image, "image name (see nanovisor image ls); then the command")->required();
   // Everything after IMAGE is the command, options included (`sh -c ...`).
   run_cmd->prefix_command();

@@ -79,7 +79,7 @@ void reportStart(UniqueFd& ready, const std::string& line) {
 // `ready` as soon as the workload runs. Either way the sandbox keeps serving api.sock until
 // the workload exits, then the exit status is recorded (or the sandbox removed with --rm).
 Result<int> serve(const runtime::RuntimeConfig& config, runtime::SandboxConfig sandbox, bool tty,
-                  bool interactive, UniqueFd ready) {
+                  bool interactive, UniqueFd ready, uint64_t log_max_bytes) {
   const bool detached = ready.valid();
   // Signals go to the workload while it runs (docker's --sig-proxy); block them before any
   // thread starts so that only the forwarding thread sees them.
@@ -100,21 +100,17 @@ Result<int> serve(const runtime::RuntimeConfig& config, runtime::SandboxConfig s
   }
   auto& sb = *started;
   int in_fd = interactive && !detached ? 0 : -1;
-  int out_fd = 1;
-  UniqueFd log;
+  std::unique_ptr<runtime::RotatingLog> log;
   if (detached) {
-    const auto path = runtime::StateStore(config.state_dir).dir(id) / "output.log";
-    log.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!log) {
-      const int err = errno;
-      const std::string why = "cannot create " + path.string() + ": " + std::strerror(err);
-      sb->finish(-1, why);
-      reportStart(ready, why);
-      return failErrno(err, "creating " + path.string());
+    auto opened = runtime::RotatingLog::open(
+        runtime::StateStore(config.state_dir).dir(id) / "output.log", log_max_bytes);
+    if (!opened) {
+      sb->finish(-1, opened.error().message());
+      reportStart(ready, opened.error().message());
+      return tl::unexpected(opened.error());
     }
-    out_fd = log.get();
+    log = std::move(*opened);
   }
-  const int err_fd = tty ? -1 : out_fd;
 
   std::optional<RawTerminal> raw;
   if (tty && !detached && ::isatty(0)) raw.emplace(0);
@@ -142,7 +138,12 @@ Result<int> serve(const runtime::RuntimeConfig& config, runtime::SandboxConfig s
       (void)stdio.signal(sig);
     }
   });
-  stdio.start(in_fd, out_fd, detached ? err_fd : (tty ? -1 : 2));
+  if (detached) {
+    auto to_log = [&log](const std::string& data) { return log->write(data); };
+    stdio.start(-1, to_log, tty ? runtime::ProcessStdio::Writer() : to_log);
+  } else {
+    stdio.start(in_fd, 1, tty ? -1 : 2);
+  }
   reportStart(ready, "ok");
   auto status = sb->waitInit();
   log::get("cli")->debug("{}: the container exited", id);
@@ -163,7 +164,7 @@ Result<int> serve(const runtime::RuntimeConfig& config, runtime::SandboxConfig s
 // own session, stdio on /dev/null, cwd /). The CLI waits for its one-line start report and
 // prints the sandbox id, or the error.
 Result<int> startDetached(runtime::RuntimeConfig config, runtime::SandboxConfig sandbox,
-                          bool tty) {
+                          bool tty, uint64_t log_max_bytes) {
   // The supervisor runs in /, so every path it uses must be absolute.
   for (auto* path : {&config.state_dir, &config.image_root, &config.kernel, &config.initramfs,
                      &config.policy, &config.vmm_binary, &sandbox.rootfs_image}) {
@@ -194,7 +195,7 @@ Result<int> startDetached(runtime::RuntimeConfig config, runtime::SandboxConfig 
     if (::dup3(report, 3, O_CLOEXEC) < 0) ::_exit(125);
     ::close_range(4, ~0U, 0);
     ::signal(SIGPIPE, SIG_IGN);
-    auto status = serve(config, std::move(sandbox), tty, false, UniqueFd(3));
+    auto status = serve(config, std::move(sandbox), tty, false, UniqueFd(3), log_max_bytes);
     std::fflush(nullptr);
     ::_exit(status ? *status & 0xff : 125);
   }
@@ -285,14 +286,13 @@ Result<runtime::SecretConfig> parseSecret(const std::string& text) {
   UniqueFd fd(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return failErrno("--secret " + name + ": cannot read " + src);
   runtime::SecretConfig secret{.name = name, .data = {}};
-  constexpr size_t kMaxSecretBytes = 1 << 20;  // the agent's limit (agent/secrets.h)
   char buffer[4096];
   for (;;) {
     const ssize_t n = retryOnEintr([&] { return ::read(fd.get(), buffer, sizeof buffer); });
     if (n < 0) return failErrno("--secret " + name + ": cannot read " + src);
     if (n == 0) break;
     secret.data.append(buffer, static_cast<size_t>(n));
-    if (secret.data.size() > kMaxSecretBytes) {
+    if (secret.data.size() > runtime::kMaxSecretBytes) {
       return fail(Errc::kTooLarge, "--secret " + name + ": " + src + " is over 1 MiB");
     }
   }
@@ -341,6 +341,11 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
                                                              (memory_limit >> 20) + 96)
                                         : config.memory_mib;
   sandbox.exec_allowed = !options.no_exec;
+  auto log_max_bytes = parseSize(options.log_max_size);
+  if (!log_max_bytes || *log_max_bytes < 4096) {
+    return fail(Errc::kInvalidArgument, "--log-max-size '" + options.log_max_size +
+                                            "': expected a size of at least 4k, e.g. 32m");
+  }
   NV_ASSIGN_OR_RETURN(sandbox.disk_limit, parseDiskRateLimit(options.disk_bps, "--disk-bps",
                                                              options.disk_iops, "--disk-iops"));
   sandbox.auto_remove = options.remove;
@@ -374,8 +379,10 @@ Result<int> runCommand(const GlobalOptions& global, const RunOptions& options) {
                                                        .cpus = options.cpus}));
   sandbox.command = sandbox.oci_spec["process"]["args"].get<std::vector<std::string>>();
 
-  if (options.detach) return startDetached(std::move(config), std::move(sandbox), options.tty);
-  return serve(config, std::move(sandbox), options.tty, options.interactive, UniqueFd());
+  if (options.detach) {
+    return startDetached(std::move(config), std::move(sandbox), options.tty, *log_max_bytes);
+  }
+  return serve(config, std::move(sandbox), options.tty, options.interactive, UniqueFd(), 0);
 }
 
 }  // namespace nv::cli

@@ -35,7 +35,43 @@ void addFiles(const std::vector<FileConfig>& files,
   }
 }
 
+void addSecret(const SecretConfig& secret, nanovisor::agent::v1::Secret& out) {
+  out.set_name(secret.name);
+  out.set_data(secret.data);
+  out.set_mode(secret.mode);
+}
+
+void addSecrets(const std::vector<SecretConfig>& secrets,
+                const std::vector<SecretVolumeConfig>& volumes,
+                nanovisor::agent::v1::CreateContainerRequest& request) {
+  for (const auto& secret : secrets) addSecret(secret, *request.add_secrets());
+  for (const auto& volume : volumes) {
+    auto* added = request.add_secret_volumes();
+    added->set_destination(volume.destination);
+    for (const auto& file : volume.files) addSecret(file, *added->add_files());
+  }
+}
+
+// The request held the secrets' bytes: overwrite them before they are freed.
+void wipeSecrets(nanovisor::agent::v1::CreateContainerRequest& request) {
+  auto wipe = [](std::string& data) { std::fill(data.begin(), data.end(), '\0'); };
+  for (auto& secret : *request.mutable_secrets()) wipe(*secret.mutable_data());
+  for (auto& volume : *request.mutable_secret_volumes()) {
+    for (auto& file : *volume.mutable_files()) wipe(*file.mutable_data());
+  }
+}
+
 }  // namespace
+
+void wipeSecrets(std::vector<SecretConfig>& secrets) {
+  for (auto& secret : secrets) std::fill(secret.data.begin(), secret.data.end(), '\0');
+  secrets.clear();
+}
+
+void wipeSecrets(std::vector<SecretVolumeConfig>& volumes) {
+  for (auto& volume : volumes) wipeSecrets(volume.files);
+  volumes.clear();
+}
 
 Result<std::unique_ptr<Driver>> makeDriver(const std::string& name, const RuntimeConfig& config,
                                            bool kvm_unmodified_guests) {
@@ -49,7 +85,8 @@ Result<std::unique_ptr<Driver>> makeDriver(const std::string& name, const Runtim
     return std::make_unique<LibvirtDriver>(LibvirtOptions{.uri = config.libvirt_uri, .accel = accel});
   }
   if (name == "builtin") {
-    return std::make_unique<BuiltinDriver>(BuiltinOptions{.binary = config.vmm_binary});
+    return std::make_unique<BuiltinDriver>(BuiltinOptions{
+        .binary = config.vmm_binary, .jail = config.jail, .cgroup = config.cgroups});
   }
   return fail(Errc::kInvalidArgument, "unknown hypervisor driver '" + name + "'");
 }
@@ -168,19 +205,12 @@ Result<void> Sandbox::boot() {
     volume->set_readonly(config_.volumes[i].read_only);
   }
   addFiles(config_.files, create);
-  for (const auto& secret : config_.secrets) {
-    auto* added = create.add_secrets();
-    added->set_name(secret.name);
-    added->set_data(secret.data);
-  }
+  addSecrets(config_.secrets, config_.secret_volumes, create);
   auto created =
       agent_->call<nanovisor::agent::v1::CreateContainerResponse>("CreateContainer", create);
-  // The request held the secrets' bytes: overwrite them before they are freed.
-  for (auto& secret : *create.mutable_secrets()) {
-    std::fill(secret.mutable_data()->begin(), secret.mutable_data()->end(), '\0');
-  }
-  for (auto& secret : config_.secrets) std::fill(secret.data.begin(), secret.data.end(), '\0');
-  config_.secrets.clear();
+  wipeSecrets(create);
+  wipeSecrets(config_.secrets);
+  wipeSecrets(config_.secret_volumes);
   NV_TRY(created);
   log::get("runtime")->debug("{}: container created", config_.id);
 
@@ -217,7 +247,10 @@ Result<void> Sandbox::addContainer(const ContainerConfig& container) {
     layer->set_index(-1);
     create.mutable_rootfs()->mutable_writable()->set_tmpfs_size_bytes(
         config_.writable_tmpfs_bytes);
-    NV_TRY(agent_->call<agentpb::CreateContainerResponse>("CreateContainer", create));
+    addSecrets({}, container.secret_volumes, create);
+    auto made = agent_->call<agentpb::CreateContainerResponse>("CreateContainer", create);
+    wipeSecrets(create);
+    NV_TRY(made);
     agentpb::StartContainerRequest start;
     start.set_container_id(container.id);
     if (auto started = agent_->call<agentpb::StartContainerResponse>("StartContainer", start);
@@ -273,7 +306,8 @@ Result<int> Sandbox::waitContainer(const std::string& container_id) {
 }
 
 std::filesystem::path Sandbox::consoleLog() const {
-  // qemu keeps its console log beside its sockets (<dir>/vm), libvirt in <dir>.
+  // qemu keeps its console log beside its sockets (<dir>/vm); builtin (beside its agent
+  // bridge, outside the VM dir) and libvirt in <dir>.
   return vm_->agentSocket().parent_path() / "console.log";
 }
 

@@ -41,7 +41,25 @@ struct VolumeConfig {
 struct SecretConfig {
   std::string name;                       // a file name: [A-Za-z0-9._-], 1-255, not . or ..
   std::string data;
+  uint32_t mode = 0;                      // secret volumes: read bits (0444 at most); 0: 0400
 };
+
+// A directory of secrets at `destination` (a Kubernetes secret or projected volume): a guest
+// tmpfs of its own, bound read-only, files owned by the container's user; names are relative
+// paths. Held in memory only, like SecretConfig.
+struct SecretVolumeConfig {
+  std::string destination;
+  std::vector<SecretConfig> files;
+};
+
+// The agent's bounds (agent/secrets.h), checked on the host first for a clearer error.
+inline constexpr size_t kMaxSecretBytes = 1 << 20;
+inline constexpr size_t kMaxSecretsTotalBytes = 3 << 20;
+inline constexpr size_t kMaxSecretFiles = 64;  // a secret volume's files
+
+// Overwrites every secret's bytes, then empties the list (once the agent has them).
+void wipeSecrets(std::vector<SecretConfig>& secrets);
+void wipeSecrets(std::vector<SecretVolumeConfig>& volumes);
 
 // A small file copied into the container at `destination` (CRI's /etc/hosts, resolv.conf,
 // hostname bind mounts): at most 64 KiB, 16 a container.
@@ -66,6 +84,7 @@ struct SandboxConfig {
   uint64_t writable_tmpfs_bytes = 0;      // 0: agent default
   std::vector<VolumeConfig> volumes;      // qemu and libvirt drivers (virtio-9p)
   std::vector<SecretConfig> secrets;
+  std::vector<SecretVolumeConfig> secret_volumes;
   std::vector<FileConfig> files;
   uint32_t disk_slots = 0;                // pods: room for that many addContainer rootfs disks
   DiskRateLimit disk_limit;               // each disk's rate limit (VmSpec::disk_limit)
@@ -77,6 +96,7 @@ struct ContainerConfig {
   std::filesystem::path rootfs_image;     // read-only EROFS image, at most kDiskSlotBytes
   nlohmann::json oci_spec;                // namespaces with a path join the sandbox container's
   std::vector<FileConfig> files;
+  std::vector<SecretVolumeConfig> secret_volumes;  // the caller wipes them (wipeSecrets)
 };
 
 // Makes the driver `name` (builtin, qemu, libvirt; not "auto": resolve it first).

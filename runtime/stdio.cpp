@@ -6,6 +6,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "common/logging.h"
 #include "common/syscall.h"
 
@@ -16,7 +18,7 @@ namespace agentpb = nanovisor::agent::v1;
 constexpr uint32_t kChunk = 256 * 1024;
 constexpr auto kForever = std::chrono::hours(24 * 365);
 
-bool writeAll(int fd, const std::string& data) {
+bool writeAll(int fd, std::string_view data) {
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = retryOnEintr([&] { return ::write(fd, data.data() + done, data.size() - done); });
@@ -28,6 +30,50 @@ bool writeAll(int fd, const std::string& data) {
 
 }  // namespace
 
+Result<std::unique_ptr<RotatingLog>> RotatingLog::open(std::filesystem::path path,
+                                                       uint64_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd) return failErrno("creating " + path.string());
+  const off_t size = ::lseek(fd.get(), 0, SEEK_END);
+  if (size < 0) return failErrno("seeking " + path.string());
+  return std::unique_ptr<RotatingLog>(
+      new RotatingLog(std::move(path), max_bytes, std::move(fd), static_cast<uint64_t>(size)));
+}
+
+bool RotatingLog::write(std::string_view data) {
+  std::lock_guard lock(mutex_);
+  if (!fd_) return false;
+  if (size_ > 0 && size_ + data.size() > max_bytes_) {
+    const auto older = path_.string() + ".1";
+    UniqueFd next;
+    if (::rename(path_.c_str(), older.c_str()) == 0) {
+      next.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    }
+    if (!next) {
+      log::get("stdio")->error("rotating {}: {}", path_.string(), std::strerror(errno));
+      fd_.reset();
+      return false;
+    }
+    fd_ = std::move(next);
+    size_ = 0;
+  }
+  if (!writeAll(fd_.get(), data)) {
+    log::get("stdio")->error("writing {}: {}", path_.string(), std::strerror(errno));
+    fd_.reset();
+    return false;
+  }
+  size_ += data.size();
+  return true;
+}
+
+std::vector<std::filesystem::path> rotatedLogFiles(const std::filesystem::path& path) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  if (std::filesystem::exists(path.string() + ".1", ec)) files.emplace_back(path.string() + ".1");
+  files.push_back(path);
+  return files;
+}
+
 ProcessStdio::ProcessStdio(AgentClient& agent, std::string container_id, std::string exec_id)
     : agent_(agent),
       container_id_(std::move(container_id)),
@@ -37,8 +83,16 @@ ProcessStdio::ProcessStdio(AgentClient& agent, std::string container_id, std::st
 ProcessStdio::~ProcessStdio() { drain(); }
 
 void ProcessStdio::start(int in_fd, int out_fd, int err_fd) {
-  if (out_fd >= 0) outputs_.emplace_back([this, out_fd] { pumpOutput("ReadStdout", out_fd); });
-  if (err_fd >= 0) outputs_.emplace_back([this, err_fd] { pumpOutput("ReadStderr", err_fd); });
+  auto to = [](int fd) -> Writer {
+    if (fd < 0) return {};
+    return [fd](const std::string& data) { return writeAll(fd, data); };
+  };
+  start(in_fd, to(out_fd), to(err_fd));
+}
+
+void ProcessStdio::start(int in_fd, Writer out, Writer err) {
+  if (out) outputs_.emplace_back([this, out = std::move(out)] { pumpOutput("ReadStdout", out); });
+  if (err) outputs_.emplace_back([this, err = std::move(err)] { pumpOutput("ReadStderr", err); });
   if (in_fd >= 0) input_ = std::thread([this, in_fd] { pumpInput(in_fd); });
 }
 
@@ -51,7 +105,7 @@ void ProcessStdio::drain() {
   if (input_.joinable()) input_.join();
 }
 
-void ProcessStdio::pumpOutput(const char* method, int fd) {
+void ProcessStdio::pumpOutput(const char* method, const Writer& write) {
   agentpb::ReadStreamRequest request;
   request.set_container_id(container_id_);
   request.set_exec_id(exec_id_);
@@ -65,7 +119,7 @@ void ProcessStdio::pumpOutput(const char* method, int fd) {
     }
     if (chunk->eof()) return;
     // Keep draining after the host side closed so the workload never blocks on us.
-    if (host_open && !writeAll(fd, chunk->data())) host_open = false;
+    if (host_open && !write(chunk->data())) host_open = false;
   }
 }
 

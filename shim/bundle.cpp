@@ -22,6 +22,89 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+bool isBind(const nlohmann::json& mount) {
+  const auto options = mount.value("options", std::vector<std::string>{});
+  return mount.value("type", "") == "bind" ||
+         std::find_if(options.begin(), options.end(), [](const std::string& o) {
+           return o == "bind" || o == "rbind";
+         }) != options.end();
+}
+
+bool hasOption(const nlohmann::json& mount, const char* option) {
+  const auto options = mount.value("options", std::vector<std::string>{});
+  return std::find(options.begin(), options.end(), option) != options.end();
+}
+
+// Reads a regular file of at most `limit` bytes.
+Result<std::string> readBounded(const std::filesystem::path& path, uintmax_t limit,
+                                const std::string& too_large) {
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) return fail(Errc::kUnavailable, "cannot read " + path.string() + ": " + ec.message());
+  if (size > limit) return fail(Errc::kTooLarge, too_large);
+  std::ifstream in(path, std::ios::binary);
+  std::string data;
+  data.resize(static_cast<size_t>(size));
+  if (!in.read(data.data(), static_cast<std::streamsize>(size))) {
+    return fail(Errc::kUnavailable, "cannot read " + path.string());
+  }
+  return data;
+}
+
+// One secret volume's files, below `dir` (a real path inside `root`), as `prefix`/<name>.
+Result<void> readSecretDir(const std::filesystem::path& root, const std::filesystem::path& dir,
+                           const std::string& prefix, int depth, size_t& total,
+                           runtime::SecretVolumeConfig& out) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> entries;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    entries.push_back(entry.path());
+  }
+  if (ec) return fail(Errc::kUnavailable, "cannot list " + dir.string() + ": " + ec.message());
+  std::sort(entries.begin(), entries.end());
+  for (const auto& path : entries) {
+    const std::string name = path.filename().string();
+    if (name.rfind("..", 0) == 0) continue;  // kubelet's ..data and ..<timestamp>
+    const auto real = std::filesystem::canonical(path, ec);
+    if (ec) return fail(Errc::kUnavailable, "cannot resolve " + path.string() + ": " + ec.message());
+    const auto [r, p] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
+    if (r != root.end()) {
+      return fail(Errc::kInvalidArgument,
+                  "secret volume " + root.string() + ": " + name + " links out of the volume");
+    }
+    const std::string relative = prefix.empty() ? name : prefix + "/" + name;
+    if (std::filesystem::is_directory(real, ec)) {
+      if (depth == 8) {
+        return fail(Errc::kInvalidArgument,
+                    "secret volume " + root.string() + ": paths deeper than 8 names");
+      }
+      NV_TRY(readSecretDir(root, real, relative, depth + 1, total, out));
+      continue;
+    }
+    if (!std::filesystem::is_regular_file(real, ec)) continue;
+    if (out.files.size() == runtime::kMaxSecretFiles) {
+      return fail(Errc::kTooLarge, "secret volume " + root.string() + " has more than " +
+                                       std::to_string(runtime::kMaxSecretFiles) + " files");
+    }
+    NV_ASSIGN_OR_RETURN(std::string data,
+                        readBounded(real, runtime::kMaxSecretBytes,
+                                    "secret volume file " + path.string() + " is over 1 MiB"));
+    total += data.size();
+    if (total > runtime::kMaxSecretsTotalBytes) {
+      return fail(Errc::kTooLarge, "secret volumes of the container are over 3 MiB in all");
+    }
+    const auto mode = static_cast<uint32_t>(std::filesystem::status(real, ec).permissions() &
+                                            std::filesystem::perms::all);
+    out.files.push_back({.name = relative, .data = std::move(data), .mode = mode & 0444u});
+  }
+  return {};
+}
+
+bool isSecretVolume(const std::string& source) {
+  return source.find("/volumes/kubernetes.io~secret/") != std::string::npos ||
+         source.find("/volumes/kubernetes.io~projected/") != std::string::npos;
+}
+
 }  // namespace
 
 Result<RootfsDirs> rootfsDirs(const std::vector<MountSpec>& mounts, const std::string& bundle,
@@ -229,26 +312,42 @@ Result<std::vector<runtime::FileConfig>> bindFileCopies(const nlohmann::json& bu
   const auto mounts = bundle_spec.value("mounts", nlohmann::json::array());
   if (!mounts.is_array()) return out;
   for (const auto& m : mounts) {
-    if (!m.is_object()) continue;
-    const auto options = m.value("options", std::vector<std::string>{});
-    auto has = [&](const char* option) {
-      return std::find(options.begin(), options.end(), option) != options.end();
-    };
-    const std::string type = m.value("type", "");
-    if (type != "bind" && !has("bind") && !has("rbind")) continue;
+    if (!m.is_object() || !isBind(m)) continue;
     const std::string source = m.value("source", "");
     std::error_code ec;
     if (source.empty() || !std::filesystem::is_regular_file(source, ec)) continue;
-    if (std::filesystem::file_size(source, ec) > kMaxBytes || ec) {
-      return fail(Errc::kTooLarge, "bind mount of " + source +
-                                       ": only files up to 64 KiB are copied into the VM");
-    }
-    std::ifstream in(source, std::ios::binary);
-    std::string data{std::istreambuf_iterator<char>(in), {}};
-    if (!in.good() && !in.eof()) return fail(Errc::kUnavailable, "cannot read " + source);
+    NV_ASSIGN_OR_RETURN(std::string data,
+                        readBounded(source, kMaxBytes,
+                                    "bind mount of " + source +
+                                        ": only files up to 64 KiB are copied into the VM"));
     out.push_back({.destination = m.value("destination", ""),
                    .data = std::move(data),
-                   .read_only = has("ro")});
+                   .read_only = hasOption(m, "ro")});
+  }
+  return out;
+}
+
+Result<std::vector<runtime::SecretVolumeConfig>> secretVolumes(const nlohmann::json& bundle_spec) {
+  std::vector<runtime::SecretVolumeConfig> out;
+  const auto mounts = bundle_spec.value("mounts", nlohmann::json::array());
+  if (!mounts.is_array()) return out;
+  size_t total = 0;
+  for (const auto& m : mounts) {
+    if (!m.is_object() || !isBind(m)) continue;
+    const std::string source = m.value("source", "");
+    if (!isSecretVolume(source)) continue;
+    std::error_code ec;
+    const auto root = std::filesystem::canonical(source, ec);
+    if (ec || !std::filesystem::is_directory(root, ec)) {
+      return fail(Errc::kNotFound, "secret volume " + source + " is not a readable directory");
+    }
+    runtime::SecretVolumeConfig volume{.destination = m.value("destination", ""), .files = {}};
+    if (auto read = readSecretDir(root, root, "", 1, total, volume); !read) {
+      runtime::wipeSecrets(out);
+      runtime::wipeSecrets(volume.files);
+      return tl::unexpected(read.error());
+    }
+    out.push_back(std::move(volume));
   }
   return out;
 }

@@ -98,6 +98,17 @@ void joinPodNamespaces(const nlohmann::json& bundle_spec, nlohmann::json& oci_sp
 [[nodiscard]] Result<std::vector<runtime::FileConfig>> bindFileCopies(
     const nlohmann::json& bundle_spec);
 
+// Kubernetes secret and projected volumes: binds of kubelet's directories
+// .../volumes/kubernetes.io~secret/<name> and .../volumes/kubernetes.io~projected/<name> (by
+// their source path) become in-memory copies for guest tmpfs mounts at their destinations —
+// never shares of the host directory. kubelet's atomic-writer layout (`..data` ->
+// `..<timestamp>/`, each key a link into `..data`) is followed inside the volume; its own
+// entries (names starting with "..") are skipped. A file keeps its mode's read bits.
+// Read once at create: later updates by kubelet do not reach the guest. Errors: a link out of
+// the volume, more than 64 files, a file over 1 MiB, over 3 MiB in all, unreadable.
+[[nodiscard]] Result<std::vector<runtime::SecretVolumeConfig>> secretVolumes(
+    const nlohmann::json& bundle_spec);
+
 // The VM's memory: the configured default, or the container limit plus room for the guest
 // kernel and agent when that is larger (the CLI's rule).
 [[nodiscard]] uint64_t vmMemoryMib(uint64_t default_mib, uint64_t memory_limit_bytes);

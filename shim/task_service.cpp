@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 
+#include "common/scope_guard.h"
 #include "common/logging.h"
 #include "common/syscall.h"
 #include "images/rootfs.h"
@@ -341,6 +342,7 @@ void TaskService::create(Call call, Responder responder) {
       sb.hostname = process.hostname;
       sb.auto_remove = true;
       NV_ASSIGN_OR_RETURN(sb.files, bindFileCopies(spec));
+      NV_ASSIGN_OR_RETURN(sb.secret_volumes, secretVolumes(spec));
       if (pod.member()) {
         task->pod_id = pod.sandbox_id;
         task->sandbox = std::move(pod_vm);
@@ -408,6 +410,8 @@ void TaskService::start(Call call, Responder responder) {
   }
   async([this, task, responder = std::move(responder)]() mutable {
     auto started = [&]() -> Result<uint32_t> {
+      // The secrets' bytes stay in this process only until the agent has them.
+      auto wipe = makeScopeGuard([&] { runtime::wipeSecrets(task->sandbox_config.secret_volumes); });
       std::shared_ptr<runtime::Sandbox> sandbox;
       if (task->ownsVm()) {
         NV_ASSIGN_OR_RETURN(sandbox,
@@ -419,7 +423,8 @@ void TaskService::start(Call call, Responder responder) {
         NV_TRY(sandbox->addContainer({.id = task->id,
                                       .rootfs_image = task->sandbox_config.rootfs_image,
                                       .oci_spec = task->sandbox_config.oci_spec,
-                                      .files = task->sandbox_config.files}));
+                                      .files = task->sandbox_config.files,
+                                      .secret_volumes = task->sandbox_config.secret_volumes}));
       }
       if (auto stdio = task->init.startStdio(sandbox->agent(), task->id); !stdio) {
         if (!task->ownsVm()) (void)sandbox->removeContainer(task->id);

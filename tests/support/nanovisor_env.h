@@ -4,15 +4,18 @@
 // suite cannot run on this host.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/subprocess.h"
 
@@ -23,6 +26,52 @@ inline std::string readFile(const std::filesystem::path& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// Whether the file at `path` holds `needle`: read in chunks, only its data (a sparse 64 GiB
+// disk slot costs nothing), a match across two chunks included.
+inline bool fileContains(const std::filesystem::path& path, const std::string& needle) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 || needle.empty()) {
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  bool found = false;
+  std::string window;
+  std::vector<char> chunk(1 << 20);
+  for (off_t at = ::lseek(fd, 0, SEEK_DATA); at >= 0 && !found;) {
+    const off_t hole = ::lseek(fd, at, SEEK_HOLE);
+    if (hole < 0) break;
+    window.clear();
+    while (at < hole && !found) {
+      const ssize_t n = ::pread(fd, chunk.data(), chunk.size(), at);
+      if (n <= 0) break;
+      window.append(chunk.data(), static_cast<size_t>(n));
+      found = window.find(needle) != std::string::npos;
+      window.erase(0, window.size() - std::min(window.size(), needle.size() - 1));
+      at += n;
+    }
+    at = ::lseek(fd, hole, SEEK_DATA);
+  }
+  ::close(fd);
+  return found;
+}
+
+// Regular files below `dir` that contain `needle` (secrets must be in none of them).
+inline std::vector<std::string> filesContaining(const std::filesystem::path& dir,
+                                                const std::string& needle) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  // Never throws; a walk that stops early is listed too (it would hide files).
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::error_code type_ec;
+    if (it->is_regular_file(type_ec) && fileContains(it->path(), needle)) {
+      out.push_back(it->path().string());
+    }
+  }
+  if (ec) out.push_back("(walking " + dir.string() + " stopped: " + ec.message() + ")");
+  return out;
 }
 
 // `cmd` through sh; stdout+stderr (exit_code -1 and the error when it could not run).

@@ -243,6 +243,29 @@ TEST_F(CliE2eTest, Detached_LogsFollowEndsWithTheWorkload) {
   EXPECT_EQ(nv("rm f").exit_code, 0);
 }
 
+// A workload flooding stdout cannot fill the host's disk: output.log rotates at
+// --log-max-size, one older file kept; `logs` prints both, the newest output last.
+TEST_F(CliE2eTest, Detached_OutputFlood_LogIsBoundedAndLogsEndsWithTheNewest) {
+  auto run = nv("run -d --log-max-size 64k --name flood busybox sh -c "
+                "'seq 1 200000; echo the-end'");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string ps = waitForStatus("flood", "exited (0)");
+  EXPECT_NE(ps.find("exited (0)"), std::string::npos) << ps;
+  const auto dir = std::filesystem::path(env().root) / "state" / "flood";
+  EXPECT_LE(std::filesystem::file_size(dir / "output.log"), 64u << 10);
+  EXPECT_LE(std::filesystem::file_size(dir / "output.log.1"), 64u << 10);
+  auto logs = nv("logs flood");
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_GT(logs.output.size(), 64u << 10);
+  EXPECT_LE(logs.output.size(), 128u << 10);
+  EXPECT_TRUE(logs.output.ends_with("199999\n200000\nthe-end\n"))
+      << logs.output.substr(logs.output.size() - std::min<size_t>(logs.output.size(), 100));
+  auto bad = nv("run -d --log-max-size 1k busybox true");
+  EXPECT_EQ(bad.exit_code, 125);
+  EXPECT_EQ(bad.output, "nanovisor: --log-max-size '1k': expected a size of at least 4k, e.g. 32m\n");
+  EXPECT_EQ(nv("rm flood").exit_code, 0);
+}
+
 TEST_F(CliE2eTest, Detached_RmRemovesTheSandboxOnExit) {
   auto run = nv("run -d --rm --name r busybox true");
   ASSERT_EQ(run.exit_code, 0) << run.output;

@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "cri_api.grpc.pb.h"
+#include "tests/support/nanovisor_env.h"
 #include "tests/support/private_containerd.h"
 
 namespace nv {
@@ -274,6 +276,77 @@ TEST_P(PodE2eTest, PodLifecycle_TwoContainersShareThePod) {
   cri::PodSandboxStatusRequest gone;
   gone.set_pod_sandbox_id(pod_id);
   EXPECT_FALSE(CRI(cri, PodSandboxStatus, gone)) << "the pod is still known after removal";
+}
+
+// A Kubernetes secret volume as kubelet lays it out (a tmpfs dir with ..data links), bound
+// read-only into a container: the container reads it; under nanovisor it reaches the guest as
+// an in-memory copy, and no file of containerd's or nanovisor's state (shims, sandboxes,
+// console logs) holds its bytes.
+TEST_P(PodE2eTest, SecretVolume_ContainerReadsIt_NoHostStateHoldsIt) {
+  auto& cri = *client_;
+  const std::string handler = GetParam();
+  char tmpl[] = "/tmp/nv-kubelet-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::filesystem::path kubelet = tmpl;
+  auto random = runCommand({"sh", "-c", "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'"},
+                           std::chrono::milliseconds(5000));
+  ASSERT_TRUE(random && random->output.size() == 32);
+  const std::string secret = "nv-secret-" + random->output;
+  const auto volume = kubelet / "pods/uid-1/volumes/kubernetes.io~secret/creds";
+  const auto data = volume / "..2026_11_29_10_00_00.1";
+  std::filesystem::create_directories(data);
+  std::ofstream(data / "password") << secret;
+  std::filesystem::permissions(data / "password", std::filesystem::perms(0644));
+  std::filesystem::create_directory_symlink(data.filename(), volume / "..data");
+  std::filesystem::create_symlink("..data/password", volume / "password");
+
+  const auto pod = podConfig("secret-" + handler);
+  cri::RunPodSandboxRequest run;
+  *run.mutable_config() = pod;
+  run.set_runtime_handler(handler);
+  auto sandbox = CRI(cri, RunPodSandbox, run);
+  ASSERT_TRUE(sandbox) << sandbox.error().message();
+  auto request = container(sandbox->pod_sandbox_id(), pod, "app", {"sleep", "1003"});
+  auto* mount = request.mutable_config()->add_mounts();
+  mount->set_container_path("/etc/creds");
+  mount->set_host_path(volume.string());
+  mount->set_readonly(true);
+  auto created = CRI(cri, CreateContainer, request);
+  ASSERT_TRUE(created) << created.error().message();
+  cri::StartContainerRequest start;
+  start.set_container_id(created->container_id());
+  auto started = CRI(cri, StartContainer, start);
+  ASSERT_TRUE(started) << started.error().message();
+
+  cri::ExecSyncRequest exec;
+  exec.set_container_id(created->container_id());
+  for (const char* arg : {"sh", "-c", "cat /etc/creds/password; echo; "
+                                      "echo x > /etc/creds/password 2>/dev/null || echo ro"}) {
+    exec.add_cmd(arg);
+  }
+  exec.set_timeout(60);
+  auto execed = CRI(cri, ExecSync, exec);
+  ASSERT_TRUE(execed) << execed.error().message();
+  EXPECT_EQ(execed->stdout(), secret + "\nro\n") << execed->stderr();
+  if (handler == "nanovisor") {
+    // A copy, not the host directory: kubelet's later writes do not reach the guest.
+    std::filesystem::remove(volume / "password");
+    exec.set_cmd(1, "-c");
+    exec.set_cmd(2, "cat /etc/creds/password");
+    auto again = CRI(cri, ExecSync, exec);
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_EQ(again->stdout(), secret);
+    EXPECT_EQ(test::filesContaining(env->containerd_->root(), secret), std::vector<std::string>{});
+    EXPECT_FALSE(test::filesContaining(kubelet, secret).empty()) << "the search itself is broken";
+  }
+
+  cri::StopPodSandboxRequest stop_pod;
+  stop_pod.set_pod_sandbox_id(sandbox->pod_sandbox_id());
+  EXPECT_TRUE(CRI(cri, StopPodSandbox, stop_pod));
+  cri::RemovePodSandboxRequest remove_pod;
+  remove_pod.set_pod_sandbox_id(sandbox->pod_sandbox_id());
+  EXPECT_TRUE(CRI(cri, RemovePodSandbox, remove_pod));
+  std::filesystem::remove_all(kubelet);
 }
 
 INSTANTIATE_TEST_SUITE_P(Handlers, PodE2eTest, ::testing::Values("runc", "nanovisor"),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fault injection through the real CLI (docs/security.md, "Faults"): the guest kernel panics,
-// a fork bomb fills the guest's task table (it used to kill the agent, PID 1, and with it the
+// the agent crashes, a fork bomb fills the guest's task table (it used to kill the agent, PID 1, and with it the
 // guest), the sandbox's rootfs image vanishes, libvirtd restarts. Each ends in a clear state
 // (a one-line error naming the cause, `ps` showing what happened) and `rm` leaves nothing:
 // no sandbox dir, VMM, mount, host cgroup or libvirt domain. (VMM killed, shim killed and
@@ -78,17 +78,15 @@ class FaultE2eTest : public ::testing::Test {
   }
 };
 
-// A QEMU wrapper (config `qemu_binary`, test-only): the guest kernel panics on an NMI
-// (sysctl.kernel.panic_on_unrecovered_nmi=1 appended to -append) and QEMU gets a second QMP
-// monitor, /vm/fault-qmp.sock, for the test to inject one. The guest kernel has no
-// MAGIC_SYSRQ and the workload cannot load modules, so a guest cannot panic itself on purpose;
-// the host side of a panic is the same whatever caused it.
-std::string writePanicConfig() {
-  const std::string wrapper = env().root + "/qemu-panic.sh";
+// A QEMU wrapper (config `qemu_binary`, test-only) that appends `append` to the guest's
+// kernel command line (-append) and gives QEMU a second QMP monitor, /vm/fault-qmp.sock, for
+// the test. Returns the config file naming it.
+std::string writeWrapperConfig(const std::string& name, const std::string& append) {
+  const std::string wrapper = env().root + "/qemu-" + name + ".sh";
   std::ofstream(wrapper) << R"(#!/bin/sh
 n=$#; next=
 for a in "$@"; do
-  if [ "$next" = 1 ]; then a="$a sysctl.kernel.panic_on_unrecovered_nmi=1"; next=; fi
+  if [ "$next" = 1 ]; then a="$a )" << append << R"("; next=; fi
   [ "$a" = "-append" ] && next=1
   set -- "$@" "$a"
 done
@@ -96,9 +94,16 @@ shift $n
 exec qemu-system-x86_64 "$@" -qmp unix:/vm/fault-qmp.sock,server=on,wait=off
 )";
   ::chmod(wrapper.c_str(), 0755);
-  const std::string config = env().root + "/panic.toml";
+  const std::string config = env().root + "/" + name + ".toml";
   std::ofstream(config) << "qemu_binary = \"" << wrapper << "\"\n";
   return config;
+}
+
+// The guest kernel panics on an NMI the test injects through the wrapper's QMP monitor. The
+// guest kernel has no MAGIC_SYSRQ and the workload cannot load modules, so a guest cannot
+// panic itself on purpose; the host side of a panic is the same whatever caused it.
+std::string writePanicConfig() {
+  return writeWrapperConfig("panic", "sysctl.kernel.panic_on_unrecovered_nmi=1");
 }
 
 TEST_F(FaultE2eTest, GuestKernelPanic_RunEndsWithOneLineNamingItPsShowsFailedRmCleans) {
@@ -144,6 +149,42 @@ TEST_F(FaultE2eTest, GuestKernelPanic_RunEndsWithOneLineNamingItPsShowsFailedRmC
             std::string::npos);
   EXPECT_EQ(cgroupsOf("fault-panic"), "");
   auto rm = nv("rm fault-panic");
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+}
+
+// The agent (PID 1) crashes as a bug would (nanovisor.test_crash=exec: an invalid instruction
+// on its first exec): the guest kernel panics, exec fails with one line naming the agent's
+// death, the sandbox shows failed and `rm` leaves nothing.
+TEST_F(FaultE2eTest, AgentCrashed_ExecFailsNamingItPsShowsFailedRmCleans) {
+  const std::string config = writeWrapperConfig("agent-crash", "nanovisor.test_crash=exec");
+  auto started = nv("--config " + config + " run -d --name fault-agent busybox sleep 600");
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  const int vmm = inspect("fault-agent").value("vmm_pid", 0);
+  ASSERT_GT(vmm, 0);
+  auto exec = nv("--config " + config + " exec fault-agent true");
+  EXPECT_NE(exec.exit_code, 0) << exec.output;
+  EXPECT_EQ(lines(exec.output), 1u) << exec.output;
+  // The VM stops (panic=-1, -no-reboot); the sandbox's owner records why.
+  nlohmann::json sandbox;
+  for (int i = 0; i < 600; ++i) {
+    sandbox = inspect("fault-agent");
+    if (sandbox.value("status", "") != "running") break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(sandbox.value("status", ""), "failed") << sandbox.dump();
+  EXPECT_NE(sandbox.value("error", "").find("the guest agent (PID 1) died"), std::string::npos)
+      << sandbox.dump();
+  EXPECT_NE(readFile(std::filesystem::path(state()) / "fault-agent" / "vm" / "console.log")
+                .find("Attempted to kill init"),
+            std::string::npos);
+  EXPECT_EQ(readFile("/proc/" + std::to_string(vmm) + "/cmdline").find("fault-agent"),
+            std::string::npos)
+      << "QEMU still runs after the agent died";
+  auto again = nv("exec fault-agent true");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_EQ(lines(again.output), 1u) << again.output;
+  EXPECT_EQ(cgroupsOf("fault-agent"), "");
+  auto rm = nv("rm fault-agent");
   EXPECT_EQ(rm.exit_code, 0) << rm.output;
 }
 

@@ -33,6 +33,7 @@ Env& env() {
   return e;
 }
 
+using test::filesContaining;
 using test::readFile;
 
 // "Key:\tvalue" lines of /proc/<pid>/status.
@@ -246,18 +247,6 @@ TEST_F(SecurityE2eTest, Policy_NoExecSandboxRefusesExec) {
   EXPECT_EQ(exec.output.find("should not run"), std::string::npos) << exec.output;
   EXPECT_EQ(std::count(exec.output.begin(), exec.output.end(), '\n'), 1) << exec.output;
   EXPECT_EQ(nv("rm -f sealed").exit_code, 0);
-}
-
-// Every file under `dir` that contains `needle`.
-std::vector<std::string> filesContaining(const std::filesystem::path& dir, const std::string& needle) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    if (e.is_regular_file() && readFile(e.path()).find(needle) != std::string::npos) {
-      out.push_back(e.path().string());
-    }
-  }
-  return out;
 }
 
 class SecretTest : public SecurityE2eTest {

@@ -366,6 +366,47 @@ TEST_F(AgentHostTest, Files_AreCopiesBoundAtTheirDestinations) {
   EXPECT_FALSE(fs::exists(dir_ + "/state/c2"));
 }
 
+TEST_F(AgentHostTest, SecretVolumes_AreReadOnlyTmpfsFilesOwnedByTheUser) {
+  auto c = client();
+  auto spec = testing::baseSpec(
+      {"sh", "-c", "cat /etc/creds/password /etc/creds/tls/key; "
+                   "stat -c '%a %u:%g' /etc/creds/password /etc/creds/tls/key /etc/creds/tls; "
+                   "touch /etc/creds/x 2>/dev/null || echo ro; "
+                   "grep ' /etc/creds ' /proc/mounts | cut -d' ' -f3"});
+  spec["process"]["user"] = {{"uid", 0}, {"gid", 0}, {"username", "alice"}};
+  auto request = createRequest("c1", spec);
+  auto* volume = request.add_secret_volumes();
+  volume->set_destination("/etc/creds");  // no such directory in the image: created
+  auto* password = volume->add_files();
+  password->set_name("password");
+  password->set_data("hunter2\n");
+  password->set_mode(0644);  // kubelet's defaultMode: only the read bits are kept
+  auto* key = volume->add_files();
+  key->set_name("tls/key");
+  key->set_data("KEY\n");
+  pb::CreateContainerResponse created;
+  auto status = c.call("CreateContainer", request, &created);
+  ASSERT_TRUE(status.ok()) << status.message;
+  pb::StartContainerRequest start;
+  start.set_container_id("c1");
+  pb::StartContainerResponse started;
+  ASSERT_TRUE(c.call("StartContainer", start, &started).ok());
+  EXPECT_EQ(drain(c, "c1", ""),
+            "hunter2\nKEY\n444 1000:1000\n400 1000:1000\n500 1000:1000\nro\ntmpfs\n");
+  EXPECT_EQ(wait(c, "c1").exit_status(), 0);
+  EXPECT_TRUE(removeContainer(c, "c1").ok());
+
+  for (auto [destination, name] : {std::pair{"etc/creds", "a"}, {"/etc/creds", "../a"},
+                                   {"/etc/creds", "/a"}, {"/", "a"}}) {
+    auto refused = createRequest("c2", testing::baseSpec({"true"}));
+    auto* bad = refused.add_secret_volumes();
+    bad->set_destination(destination);
+    bad->add_files()->set_name(name);
+    EXPECT_EQ(c.call("CreateContainer", refused, &created).code, 3) << destination << " " << name;
+  }
+  EXPECT_FALSE(fs::exists(dir_ + "/state/c2"));
+}
+
 TEST_F(AgentHostTest, MissingBinary_FailsWithClearError) {
   auto c = client();
   pb::CreateContainerResponse created;

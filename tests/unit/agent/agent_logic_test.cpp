@@ -218,8 +218,9 @@ TEST(LookupExecutable, FindsInPathAndReportsMissing) {
 TEST(BootOptions, ParsesNanovisorKeys) {
   auto o = parseBootOptions(
       "console=ttyS0 nanovisor.channel=vsock nanovisor.log=debug nanovisor.debug_console "
-      "nanovisor.vsock_port=2000 panic=-1\n");
+      "nanovisor.vsock_port=2000 nanovisor.test_crash=exec panic=-1\n");
   EXPECT_EQ(o.channel, Channel::kVsock);
+  EXPECT_TRUE(o.test_crash_on_exec);
   EXPECT_EQ(o.log_level, "debug");
   EXPECT_TRUE(o.debug_console);
   EXPECT_EQ(o.vsock_port, 2000u);
@@ -230,6 +231,7 @@ TEST(BootOptions, Defaults_AndBadValuesKeepDefaults) {
   EXPECT_EQ(o.channel, Channel::kSerial);
   EXPECT_EQ(o.vsock_port, 1024u);
   EXPECT_FALSE(o.debug_console);
+  EXPECT_FALSE(o.test_crash_on_exec);
 }
 
 constexpr const char* kPasswd =

@@ -50,6 +50,52 @@ TEST(Secrets, Validate_OverOneMiBIsRefused) {
   EXPECT_TRUE(r.error().is(Errc::kTooLarge));
 }
 
+google::protobuf::RepeatedPtrField<pb::SecretVolume> volume(
+    const std::string& destination, std::initializer_list<std::pair<std::string, std::string>> files) {
+  google::protobuf::RepeatedPtrField<pb::SecretVolume> out;
+  auto* v = out.Add();
+  v->set_destination(destination);
+  *v->mutable_files() = secrets(files);
+  return out;
+}
+
+TEST(SecretVolumes, Validate_RelativePathsPass) {
+  EXPECT_TRUE(validateSecretVolumes(volume("/etc/creds", {{"password", "x"}, {"tls/tls.key", "y"}}),
+                                    {}));
+}
+
+TEST(SecretVolumes, Validate_BadPathsAndDestinationsAreRefusedNamingThem) {
+  for (const char* name : {"../x", "/x", "a//b", "a/", "a/../b", "", "a/b/c/d/e/f/g/h/i"}) {
+    auto r = validateSecretVolumes(volume("/etc/creds", {{name, "x"}}), {});
+    ASSERT_FALSE(r) << name;
+    EXPECT_NE(r.error().message().find(std::string("'") + name + "'"), std::string::npos)
+        << r.error().message();
+  }
+  for (const char* destination : {"etc/creds", "/", "/etc/../creds", "/etc/"}) {
+    auto r = validateSecretVolumes(volume(destination, {{"a", "x"}}), {});
+    ASSERT_FALSE(r) << destination;
+    EXPECT_TRUE(r.error().is(Errc::kInvalidArgument));
+  }
+}
+
+TEST(SecretVolumes, Validate_FileThatIsAlsoADirectoryIsRefused) {
+  auto r = validateSecretVolumes(volume("/c", {{"a", "x"}, {"a/b", "y"}}), {});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("both a file and a directory"), std::string::npos);
+}
+
+TEST(SecretVolumes, Validate_TotalWithTheRequestsSecretsIsBounded) {
+  const std::string mib(kMaxSecretBytes, 'x');
+  EXPECT_TRUE(validateSecretVolumes(volume("/c", {{"a", mib}, {"b", mib}}), secrets({{"s", "x"}})));
+  auto r = validateSecretVolumes(volume("/c", {{"a", mib}, {"b", mib}}),
+                                 secrets({{"s", mib}, {"t", "x"}}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "secrets total over 3 MiB");
+  auto twice = volume("/c", {{"a", "x"}});
+  *twice.Add() = twice.Get(0);
+  EXPECT_FALSE(validateSecretVolumes(twice, {}));
+}
+
 class SecretsOwnerTest : public ::testing::Test {
  protected:
   void SetUp() override {

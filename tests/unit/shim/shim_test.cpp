@@ -301,6 +301,74 @@ TEST(BindFiles, RegularFilesAreCopied_DirectoriesAndOtherMountsAreNot) {
   std::filesystem::remove_all(dir);
 }
 
+// kubelet's atomic writer: key -> ..data/key, ..data -> ..2026_11_29/, items with paths.
+class SecretVolumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() / ("nv-secretvol-" + std::to_string(::getpid()));
+    volume_ = root_ / "pods/uid-1/volumes/kubernetes.io~secret/creds";
+    const auto data = volume_ / "..2026_11_29_10_00_00.1";
+    std::filesystem::create_directories(data / "tls");
+    std::ofstream(data / "password") << "hunter2";
+    std::ofstream(data / "tls/tls.key") << "KEY";
+    std::filesystem::permissions(data / "password", std::filesystem::perms(0644));
+    std::filesystem::permissions(data / "tls/tls.key", std::filesystem::perms(0600));
+    std::filesystem::create_directory_symlink(data.filename(), volume_ / "..data");
+    std::filesystem::create_symlink("..data/password", volume_ / "password");
+    std::filesystem::create_directory_symlink("..data/tls", volume_ / "tls");
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  nlohmann::json spec(const std::filesystem::path& source) const {
+    return {{"mounts",
+             {{{"destination", "/etc/creds"}, {"type", "bind"}, {"source", source.string()},
+               {"options", {"rbind", "ro"}}},
+              {{"destination", "/data"}, {"type", "bind"}, {"source", root_.string()},
+               {"options", {"rbind"}}}}}};
+  }
+
+  std::filesystem::path root_, volume_;
+};
+
+TEST_F(SecretVolumeTest, KubeletLayout_IsReadAsKeysWithTheirReadBits) {
+  auto volumes = secretVolumes(spec(volume_));
+  ASSERT_TRUE(volumes) << volumes.error().message();
+  ASSERT_EQ(volumes->size(), 1u);  // /data is an ordinary directory bind: not a secret
+  const auto& v = (*volumes)[0];
+  EXPECT_EQ(v.destination, "/etc/creds");
+  ASSERT_EQ(v.files.size(), 2u);
+  EXPECT_EQ(v.files[0].name, "password");
+  EXPECT_EQ(v.files[0].data, "hunter2");
+  EXPECT_EQ(v.files[0].mode, 0444u);
+  EXPECT_EQ(v.files[1].name, "tls/tls.key");
+  EXPECT_EQ(v.files[1].data, "KEY");
+  EXPECT_EQ(v.files[1].mode, 0400u);
+  // Not a file copy for the guest's state dir either.
+  auto files = bindFileCopies(spec(volume_));
+  ASSERT_TRUE(files);
+  EXPECT_TRUE(files->empty());
+}
+
+TEST_F(SecretVolumeTest, LinkOutOfTheVolume_IsRefused) {
+  std::ofstream(root_ / "host-file") << "not yours";
+  std::filesystem::create_symlink(root_ / "host-file", volume_ / "escape");
+  auto volumes = secretVolumes(spec(volume_));
+  ASSERT_FALSE(volumes);
+  EXPECT_NE(volumes.error().message().find("escape links out of the volume"), std::string::npos)
+      << volumes.error().message();
+}
+
+TEST_F(SecretVolumeTest, OverOneMiBOrMissing_IsAnErrorNamingIt) {
+  std::ofstream(volume_ / "big") << std::string(runtime::kMaxSecretBytes + 1, 'x');
+  auto big = secretVolumes(spec(volume_));
+  ASSERT_FALSE(big);
+  EXPECT_NE(big.error().message().find("big is over 1 MiB"), std::string::npos);
+  std::filesystem::remove(volume_ / "big");
+  auto missing = secretVolumes(spec(root_ / "pods/uid-1/volumes/kubernetes.io~projected/gone"));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("is not a readable directory"), std::string::npos);
+}
+
 TEST(ExecProcess, CtrProcess_KeepsContainerSettings_TakesArgsEnvCwdUserTerminal) {
   auto container = bundleProcess(ctrSpec(), "t1", false);
   ASSERT_TRUE(container.has_value());

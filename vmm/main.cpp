@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
       "arguments. A syscall outside a thread's seccomp allow-list kills the VMM with SIGSYS. "
       "See docs/vmm.md and docs/security.md.");
   nv::vmm::VmConfig config;
-  std::vector<std::string> disks;
+  std::vector<std::string> disks, nets;
   std::string initramfs, vsock, api_sock, log_level, seccomp_mode = "on";
   app.add_option("--kernel", config.kernel, "ELF64 kernel (vmlinux) or test guest (required)");
   app.add_option("--initramfs", initramfs, "initramfs image");
@@ -62,6 +62,12 @@ int main(int argc, char** argv) {
   app.add_option("--disk", disks,
                  "virtio-blk disk: PATH[,ro|rw][,id=SERIAL][,bps=RATE[:BURST]][,iops=RATE[:BURST]]"
                  " (repeatable; bps: bytes/s with k/m/g, iops: requests/s)");
+  app.add_option("--net", nets,
+                 "virtio-net on a tap: tap=NAME|fd=N[,mac=52:54:00:xx:xx:xx][,bps=RATE[:BURST]]"
+                 "[,pps=RATE[:BURST]] (repeatable, at most 4; tap=NAME attaches to or creates "
+                 "the tap, fd=N takes an inherited tap fd opened with IFF_TAP|IFF_NO_PI|"
+                 "IFF_VNET_HDR; bps: frame bytes/s with k/m/g, pps: frames/s, each limit per "
+                 "direction; default MAC 52:54:00 and three random bytes)");
   app.add_option("--vsock-uds", vsock, "hybrid vsock Unix socket (guest cid 3)");
   app.add_flag("--rng", config.rng, "virtio-rng device fed by the host's getrandom()");
   app.add_option("--console", config.console, "serial output: FILE, or - for stdout")
@@ -114,6 +120,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     config.disks.push_back(*disk);
+  }
+  for (const auto& spec : nets) {
+    auto net = nv::vmm::VmConfig::parseNet(spec);
+    if (!net) {
+      std::fprintf(stderr, "nanovisor-vmm: %s\n", net.error().message().c_str());
+      return 2;
+    }
+    config.nets.push_back(*net);
   }
   if (!initramfs.empty()) {
     config.initramfs = initramfs;

@@ -3,6 +3,7 @@
 #include "vmm/vmm.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <unistd.h>
@@ -19,6 +20,8 @@
 #include "vmm/arch/x86_64/regs.h"
 #include "vmm/devices/virtio/block/block.h"
 #include "vmm/devices/virtio/device_loop.h"
+#include "vmm/devices/virtio/net/net.h"
+#include "vmm/devices/virtio/net/tap.h"
 #include "vmm/devices/virtio/rng/rng.h"
 #include "vmm/devices/virtio/vsock/vsock.h"
 #include "vmm/loader/elf_loader.h"
@@ -130,6 +133,7 @@ Result<void> Vmm::build(const VmConfig& config, std::chrono::steady_clock::time_
   device_loop_ = std::make_unique<DeviceLoop>();
   std::string cmdline = config.cmdline;
   NV_TRY(addDisks(config, cmdline));
+  NV_TRY(addNets(config, cmdline));
   if (config.vsock_uds) {
     NV_ASSIGN_OR_RETURN(auto vsock, virtio::vsock::Vsock::create(device_loop_->context(),
                                                                   kGuestCid, *config.vsock_uds));
@@ -178,6 +182,39 @@ Result<void> Vmm::addDisks(const VmConfig& config, std::string& cmdline) {
       device_loop_->watch(block->throttleFd(), [block] { block->processQueue(); });
     }
     disks_.push_back(Disk{block, transports_.back()});
+  }
+  return {};
+}
+
+Result<void> Vmm::addNets(const VmConfig& config, std::string& cmdline) {
+  for (size_t i = 0; i < config.nets.size(); ++i) {
+    const NetConfig& net = config.nets[i];
+    UniqueFd tap;
+    if (net.fd) {
+      NV_ASSIGN_OR_RETURN(tap, virtio::net::adoptTap(*net.fd));
+    } else {
+      NV_ASSIGN_OR_RETURN(tap, virtio::net::openTap(net.tap));
+    }
+    virtio::net::MacAddress mac{0x52, 0x54, 0x00, 0, 0, 0};
+    if (net.mac) {
+      mac = *net.mac;
+    } else if (::getrandom(mac.data() + 3, 3, 0) != 3) {
+      return failErrno("getrandom for a virtio-net MAC address");
+    }
+    NV_ASSIGN_OR_RETURN(auto device,
+                        virtio::net::Net::create(device_loop_->context(), std::move(tap), mac,
+                                                 net.limit, net.limit));
+    NV_TRY(addVirtioDevice(device, cmdline));
+    if (device->rxThrottleFd() >= 0) {
+      device_loop_->watch(device->rxThrottleFd(), [device] { device->processRx(); });
+    }
+    if (device->txThrottleFd() >= 0) {
+      device_loop_->watch(device->txThrottleFd(), [device] { device->processTx(); });
+    }
+    log::get("vmm")->info("virtio-net {}: {} mac {}", i,
+                          net.fd ? fmt::format("fd {}", *net.fd) : "tap " + net.tap,
+                          virtio::net::formatMac(mac));
+    nets_.push_back(device);
   }
   return {};
 }
@@ -377,6 +414,13 @@ VmCounters Vmm::counters() {
                        stats.write_bytes.load(), stats.bad_requests.load(),
                        stats.queue_errors.load(), stats.media_changes.load(),
                        stats.throttled.load()});
+  }
+  for (size_t i = 0; i < nets_.size(); ++i) {
+    auto& s = nets_[i]->stats();
+    c.nets.push_back({static_cast<uint32_t>(i), s.tx_frames.load(), s.tx_bytes.load(),
+                      s.rx_frames.load(), s.rx_bytes.load(), s.tx_dropped.load(),
+                      s.rx_dropped.load(), s.bad_rx_buffers.load(), s.tap_errors.load(),
+                      s.queue_errors.load(), s.tx_throttled.load(), s.rx_throttled.load()});
   }
   c.virtio_violations = virtioViolations();
   c.unhandled_accesses = exit_handler_ ? exit_handler_->unhandledAccesses() : 0;

@@ -36,6 +36,9 @@ class Block;
 namespace virtio::rng {
 class Rng;
 }  // namespace virtio::rng
+namespace virtio::net {
+class Net;
+}  // namespace virtio::net
 
 // How the VM ended.
 struct VmExit {
@@ -69,6 +72,13 @@ struct VmCounters {
              media_changes = 0, throttled = 0;
   };
   std::vector<Disk> disks;
+  struct Net {
+    uint32_t index = 0;
+    uint64_t tx_frames = 0, tx_bytes = 0, rx_frames = 0, rx_bytes = 0, tx_dropped = 0,
+             rx_dropped = 0, bad_rx_buffers = 0, tap_errors = 0, queue_errors = 0,
+             tx_throttled = 0, rx_throttled = 0;
+  };
+  std::vector<Net> nets;
   uint64_t virtio_violations = 0;
   uint64_t unhandled_accesses = 0;
   uint64_t rng_bytes = 0;
@@ -136,6 +146,7 @@ class Vmm {
   [[nodiscard]] Result<void> addVirtioDevice(std::shared_ptr<virtio::VirtioDevice> device,
                                              std::string& cmdline);
   [[nodiscard]] Result<void> addDisks(const VmConfig& config, std::string& cmdline);
+  [[nodiscard]] Result<void> addNets(const VmConfig& config, std::string& cmdline);
   [[nodiscard]] Result<void> loadKernel(const VmConfig& config, const std::string& cmdline);
 
   struct Disk {
@@ -143,10 +154,13 @@ class Vmm {
     std::shared_ptr<virtio::MmioTransport> transport;
   };
 
+  // First member, so destroyed last: devices (vsock, net) hold Asio objects of its io_context.
+  std::unique_ptr<DeviceLoop> device_loop_;
   VmConfig config_;
   std::string guest_cmdline_;
   std::chrono::steady_clock::time_point start_;
   std::vector<Disk> disks_;
+  std::vector<std::shared_ptr<virtio::net::Net>> nets_;
   std::shared_ptr<virtio::rng::Rng> rng_;
   std::mutex state_mutex_;  // serialises pause/resume/shutdown/replace requests
   bool paused_ = false;
@@ -162,7 +176,6 @@ class Vmm {
   std::shared_ptr<BootTimer> boot_timer_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<EventFd> notify_fds_;
-  std::unique_ptr<DeviceLoop> device_loop_;
   int console_fd_ = -1;
   bool owns_console_fd_ = false;
   uint64_t entry_ = 0;

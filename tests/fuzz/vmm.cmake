@@ -15,3 +15,6 @@ nv_add_fuzz(vmm_vsock_fuzz
 nv_add_fuzz(vmm_rng_fuzz
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmm_rng_fuzz.cpp
   DEPS nv_vmm_rng nv_test_support)
+nv_add_fuzz(vmm_net_fuzz
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmm_net_fuzz.cpp
+  DEPS nv_vmm_net nv_test_support)

@@ -179,6 +179,21 @@ void ApiServer::State::registerAll() {
       disk->set_media_changes(d.media_changes);
       disk->set_throttled(d.throttled);
     }
+    for (const auto& n : c.nets) {
+      pb::NetStats* net = resp.add_nets();
+      net->set_index(n.index);
+      net->set_tx_frames(n.tx_frames);
+      net->set_tx_bytes(n.tx_bytes);
+      net->set_rx_frames(n.rx_frames);
+      net->set_rx_bytes(n.rx_bytes);
+      net->set_tx_dropped(n.tx_dropped);
+      net->set_rx_dropped(n.rx_dropped);
+      net->set_bad_rx_buffers(n.bad_rx_buffers);
+      net->set_tap_errors(n.tap_errors);
+      net->set_queue_errors(n.queue_errors);
+      net->set_tx_throttled(n.tx_throttled);
+      net->set_rx_throttled(n.rx_throttled);
+    }
     resp.set_virtio_violations(c.virtio_violations);
     resp.set_unhandled_accesses(c.unhandled_accesses);
     resp.set_rng_bytes(c.rng_bytes);

@@ -4,6 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
+#include "vmm/devices/virtio/net/net.h"
+
 namespace nv::vmm {
 
 Result<void> VmConfig::validate() const {
@@ -19,6 +23,9 @@ Result<void> VmConfig::validate() const {
   }
   if (disks.size() > 8) {
     return fail(Errc::kInvalidArgument, "at most 8 disks");
+  }
+  if (nets.size() > kMaxNets) {
+    return fail(Errc::kInvalidArgument, fmt::format("at most {} --net devices", kMaxNets));
   }
   if (vsock_uds && vsock_uds->size() >= 100) {
     return fail(Errc::kInvalidArgument, "--vsock-uds path too long for a Unix socket");
@@ -63,6 +70,74 @@ Result<DiskConfig> VmConfig::parseDisk(const std::string& spec) {
     return fail(Errc::kInvalidArgument, "--disk needs a path");
   }
   return disk;
+}
+
+Result<NetConfig> VmConfig::parseNet(const std::string& spec) {
+  NetConfig net;
+  if (spec.empty()) {
+    return fail(Errc::kInvalidArgument, "--net needs tap=NAME or fd=N");
+  }
+  size_t start = 0;
+  bool have_backend = false;
+  while (start <= spec.size()) {
+    size_t comma = spec.find(',', start);
+    std::string option =
+        spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? spec.size() + 1 : comma + 1;
+    const size_t eq = option.find('=');
+    const std::string key = option.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : option.substr(eq + 1);
+    if (eq == std::string::npos && !option.empty()) {
+      return fail(Errc::kInvalidArgument,
+                  fmt::format("--net option '{}' is not tap=NAME, fd=N, mac=MAC, bps=RATE or "
+                              "pps=RATE", option));
+    }
+    if (key == "tap" || key == "fd") {
+      if (have_backend) {
+        return fail(Errc::kInvalidArgument,
+                    fmt::format("--net {}: give one of tap=NAME or fd=N, once", option));
+      }
+      have_backend = true;
+      if (key == "tap") {
+        if (value.empty() || value.size() > 15 || value.find('/') != std::string::npos) {
+          return fail(Errc::kInvalidArgument,
+                      fmt::format("--net tap={}: want an interface name of 1-15 bytes", value));
+        }
+        net.tap = value;
+      } else {
+        int fd = -1;
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
+        if (value.empty() || ec != std::errc() || end != value.data() + value.size() || fd < 3) {
+          return fail(Errc::kInvalidArgument,
+                      fmt::format("--net fd={}: want an open tap descriptor number >= 3", value));
+        }
+        net.fd = fd;
+      }
+    } else if (key == "mac") {
+      auto mac = virtio::net::parseMac(value);
+      if (!mac) {
+        return fail(Errc::kInvalidArgument,
+                    fmt::format("--net mac={}: {}", value, mac.error().message()));
+      }
+      net.mac = *mac;
+    } else if (key == "bps" || key == "pps") {
+      const bool bytes = key == "bps";
+      auto limit = parseRateLimit(value, bytes ? RateUnit::kBytes : RateUnit::kOps);
+      if (!limit) {
+        return fail(Errc::kInvalidArgument,
+                    fmt::format("--net {}: {}", option, limit.error().message()));
+      }
+      (bytes ? net.limit.bytes : net.limit.ops) = *limit;
+    } else {
+      return fail(Errc::kInvalidArgument,
+                  fmt::format("--net option '{}' is not tap=NAME, fd=N, mac=MAC, bps=RATE or "
+                              "pps=RATE", option));
+    }
+  }
+  if (!have_backend) {
+    return fail(Errc::kInvalidArgument, "--net needs tap=NAME or fd=N");
+  }
+  return net;
 }
 
 }  // namespace nv::vmm

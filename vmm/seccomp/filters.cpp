@@ -50,6 +50,9 @@ std::vector<Rule> vmmList() {
       NV_SYS(sendto), NV_SYS(shutdown), NV_SYS(close),
       // virtio-blk and virtio-rng.
       NV_SYS(preadv), NV_SYS(pwritev), NV_SYS(fdatasync), NV_SYS(fallocate), NV_SYS(getrandom),
+      // virtio-net: a tx chain goes to the tap in one writev (rx frames come with read, the
+      // tap was opened and configured before the filter).
+      NV_SYS(writev),
       // The signal watcher (SIGTERM/SIGINT); the main thread kicks the vCPUs to stop them and
       // ends the process.
       NV_SYS(rt_sigtimedwait), NV_SYS_ARG(tgkill, 2, kickSignal()), NV_SYS(exit_group),

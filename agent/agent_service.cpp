@@ -539,7 +539,13 @@ Result<pb::ExecProcessResponse> AgentService::execProcess(const pb::ExecProcessR
       return fail(Errc::kAlreadyExists, "exec \"" + req.exec_id() + "\" already exists");
     }
     if (container->execs.size() >= kMaxExecs) {
-      return fail(Errc::kTooLarge, "too many exec processes");
+      // Forget the execs whose clients are done with them (a liveness probe's every few
+      // seconds); the others stay for their WaitProcess and output.
+      std::erase_if(container->execs, [](const auto& e) { return e.second->collected(); });
+    }
+    if (container->execs.size() >= kMaxExecs) {
+      return fail(Errc::kTooLarge, "too many exec processes: " + std::to_string(kMaxExecs) +
+                                       " not yet waited for and read to the end");
     }
   }
   NV_ASSIGN_OR_RETURN(Stdio stdio, makeStdio(tty));

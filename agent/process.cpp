@@ -156,7 +156,16 @@ std::optional<ExitInfo> Process::exitInfo() const {
 ExitInfo Process::wait() {
   std::unique_lock l(mutex_);
   exited_cv_.wait(l, [&] { return exit_.has_value(); });
+  waited_ = true;
   return *exit_;
+}
+
+bool Process::collected() const {
+  {
+    std::lock_guard l(mutex_);
+    if (!waited_) return false;
+  }
+  return stdout_->finished() && stderr_->finished();
 }
 
 Result<size_t> Process::writeStdin(std::span<const uint8_t> data) {

@@ -67,6 +67,8 @@ class Process {
   [[nodiscard]] std::optional<ExitInfo> exitInfo() const;
   // Blocks until the process exited.
   [[nodiscard]] ExitInfo wait();
+  // Exited, waited for, and its output read to the end: its client is done with it.
+  [[nodiscard]] bool collected() const;
 
   // Takes the pty master of a terminal process and starts pumping its output.
   void attachTerminal(UniqueFd master);
@@ -90,6 +92,7 @@ class Process {
   std::condition_variable exited_cv_;
   pid_t pid_ = -1;
   std::optional<ExitInfo> exit_;
+  bool waited_ = false;
   UniqueFd stdin_;
   UniqueFd tty_master_;  // for resize
   std::shared_ptr<StreamBuffer> stdout_;

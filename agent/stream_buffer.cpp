@@ -86,4 +86,9 @@ size_t StreamBuffer::size() const {
   return size_;
 }
 
+bool StreamBuffer::finished() const {
+  std::lock_guard lock(mutex_);
+  return cancelled_ || (closed_ && size_ == 0);
+}
+
 }  // namespace nv::agent

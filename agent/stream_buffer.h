@@ -41,6 +41,8 @@ class StreamBuffer {
   ReadResult read(size_t max_bytes, std::chrono::milliseconds timeout = std::chrono::hours(24));
 
   [[nodiscard]] size_t size() const;
+  // The stream is over and every byte was read (or it was cancelled).
+  [[nodiscard]] bool finished() const;
   [[nodiscard]] size_t capacity() const { return capacity_; }
   // Bytes of ring memory held now (0 before the first write and after the drained end).
   [[nodiscard]] size_t allocated() const;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -23,7 +24,10 @@
 #include "common/unique_fd.h"
 #include "proto/vmm_api.pb.h"
 #include "runtime/agent_client.h"
+#include "runtime/cgroup.h"
+#include "runtime/jail.h"
 #include "runtime/qemu_driver.h"
+#include "runtime/vmm_host.h"
 
 namespace nv::runtime {
 namespace {
@@ -168,10 +172,12 @@ class AgentBridge {
 
 class BuiltinVm final : public Vm {
  public:
-  BuiltinVm(VmSpec spec, Subprocess process, std::unique_ptr<ttrpc::IoThread> io,
-            ttrpc::Client api, std::unique_ptr<AgentBridge> bridge)
-      : spec_(std::move(spec)), process_(std::move(process)), io_(std::move(io)),
-        api_(std::move(api)), bridge_(std::move(bridge)) {}
+  BuiltinVm(VmSpec spec, VmmHostFiles files, SandboxCgroup cgroup, Subprocess process,
+            std::unique_ptr<ttrpc::IoThread> io, ttrpc::Client api,
+            std::unique_ptr<AgentBridge> bridge)
+      : spec_(std::move(spec)), files_(std::move(files)), cgroup_(std::move(cgroup)),
+        process_(std::move(process)), io_(std::move(io)), api_(std::move(api)),
+        bridge_(std::move(bridge)) {}
   ~BuiltinVm() override {
     kill();
     bridge_.reset();
@@ -236,6 +242,8 @@ class BuiltinVm final : public Vm {
   }
 
   VmSpec spec_;
+  VmmHostFiles files_;    // removed after the process below is reaped (members die in reverse)
+  SandboxCgroup cgroup_;  // likewise
   Subprocess process_;
   std::unique_ptr<ttrpc::IoThread> io_;
   std::optional<ttrpc::Client> api_;
@@ -255,7 +263,7 @@ std::vector<std::string> builtinArgs(const VmSpec& spec, const BuiltinOptions& o
       "--cmdline", cmdline,
       "--cpus", std::to_string(spec.cpus),
       "--memory", std::to_string(spec.memory_mib),
-      "--console", (spec.dir / "console.log").string(),
+      "--console", "-",
       "--vsock-uds", (spec.dir / "vsock.sock").string(),
       "--api-sock", (spec.dir / "vmm.sock").string(),
       "--rng",
@@ -275,37 +283,92 @@ std::vector<std::string> builtinArgs(const VmSpec& spec, const BuiltinOptions& o
   return a;
 }
 
+void reapOrphanedBuiltin(const std::filesystem::path& dir, const std::string& id,
+                         pid_t vmm_pid) {
+  bool ours = false;
+  if (vmm_pid > 0) {
+    // Only if the pid was not reused: the driver's control socket is on its command line
+    // (/vm/vmm.sock in the jail, <dir>/vm/vmm.sock outside).
+    std::ifstream in("/proc/" + std::to_string(vmm_pid) + "/cmdline");
+    const std::string cmdline{std::istreambuf_iterator<char>(in), {}};
+    const std::string nul(1, '\0');
+    for (const auto& sock : {std::string("/vm/vmm.sock"), (dir / "vm" / "vmm.sock").string()}) {
+      ours = ours || cmdline.find(nul + "--api-sock" + nul + sock + nul) != std::string::npos;
+    }
+  }
+  reapOrphanedVmm(dir, id, ours ? vmm_pid : 0);
+}
+
 Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
   if (!spec.shares.empty()) {
     return fail(Errc::kUnsupported,
                 "the builtin driver has no virtio-9p for volumes (-v); use --hypervisor qemu");
   }
-  for (const char* name : {"agent.sock", "vsock.sock", "vmm.sock", "console.log", "vmm.log"}) {
+  NV_ASSIGN_OR_RETURN(const std::filesystem::path binary,
+                      resolveVmmBinary(options_.binary.string(),
+                                       "build it (ninja nanovisor-vmm) or set vmm_binary in the "
+                                       "config"));
+  for (const char* name : {"agent.sock", "console.log", "vmm.log"}) {
     std::error_code ignored;
     std::filesystem::remove(spec.dir / name, ignored);
   }
+  NV_ASSIGN_OR_RETURN(VmmHostFiles files, VmmHostFiles::create(spec.dir, options_.jail));
+  const auto vm_dir = files.vmDir();
   SpawnOptions spawn;
-  spawn.argv = builtinArgs(spec, options_);
-  spawn.stdout_path = (spec.dir / "vmm.log").string();
-  spawn.stderr_path = "=stdout";
+  // Both opened here, as root, outside the VM dir: they stay after the VM for `inspect` and
+  // debugging, and the VMM cannot reach them by path.
+  spawn.stdout_path = (spec.dir / "console.log").string();
+  spawn.stderr_path = (spec.dir / "vmm.log").string();
   spawn.new_session = true;
   spawn.die_with_parent = true;
-  log::get("builtin")->debug("starting {}", fmt::join(spawn.argv, " "));
-  auto process = Subprocess::spawn(spawn);
+  // The VM as nanovisor-vmm sees it: host paths, or the jail's.
+  VmSpec seen = spec;
+  seen.dir = vm_dir;
+  BuiltinOptions options = options_;
+  options.binary = binary;
+  std::optional<JailSpec> jail;
+  if (options_.jail) {
+    NV_ASSIGN_OR_RETURN(VmmJail prepared,
+                        prepareVmmJail(spec, files, binary, "nanovisor-vmm", /*kvm=*/true));
+    jail = std::move(prepared.jail);
+    seen = std::move(prepared.seen);
+    options.binary = prepared.binary;
+    // Its own /proc/self only (subset=pid, read-only): the API's Stats reads
+    // /proc/self/status for the VMM's resident memory.
+    jail->proc_self = true;
+  }
+  SandboxCgroup cgroup;
+  if (options_.cgroup) {
+    NV_ASSIGN_OR_RETURN(cgroup, createVmmCgroup(spec, /*tcg=*/false, "builtin", "nanovisor-vmm"));
+  }
+  if (jail) jail->cgroup_procs = cgroup.procsFiles();
+  spawn.argv = builtinArgs(seen, options);
+  // The seccomp test hook: an unjailed VMM inherits this process's environment, hook and all;
+  // a jailed one gets PATH and exactly this one variable, through env(1) (the same pid).
+  const char* hook = std::getenv(kVmmTestHookEnv);
+  if (jail && hook != nullptr && *hook != '\0') {
+    spawn.argv.insert(spawn.argv.begin(),
+                      {"/usr/bin/env", std::string(kVmmTestHookEnv) + "=" + hook});
+  }
+  log::get("builtin")->debug("starting {}{}",
+                             jail ? "jailed (uid " + std::to_string(jail->uid) + "): " : "",
+                             fmt::join(spawn.argv, " "));
+  auto process = jail ? spawnJailed(*jail, spawn) : Subprocess::spawn(spawn);
   if (!process) {
-    if (process.error().isErrno(ENOENT)) {
+    if (process.error().isErrno(ENOENT) && !jail) {
       return fail(Errc::kNotFound, options_.binary.string() +
                                        " not found; build it (ninja nanovisor-vmm) or set "
                                        "vmm_binary in the config");
     }
     return tl::unexpected(process.error());
   }
+  if (!jail) NV_TRY(cgroup.join(process->pid()));  // a jailed VMM joined before it started
   // The control socket appears once the VM is built; the VMM exits at once on a bad config.
   auto io = std::make_unique<ttrpc::IoThread>();
   const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
   Result<ttrpc::Client> api = fail(Errc::kUnavailable, "not tried");
-  while (!(api = ttrpc::Client::connect(io->context(), (spec.dir / "vmm.sock").string()))) {
+  while (!(api = ttrpc::Client::connect(io->context(), (vm_dir / "vmm.sock").string()))) {
     if (auto status = process->wait(milliseconds(10))) {
       std::string why = logTail(spec.dir / "vmm.log", 2);
       return fail(Errc::kUnavailable, "nanovisor-vmm did not start: " +
@@ -318,8 +381,9 @@ Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
     }
   }
   NV_ASSIGN_OR_RETURN(auto bridge, AgentBridge::start(spec.dir / "agent.sock",
-                                                      spec.dir / "vsock.sock", kAgentVsockPort));
-  return std::make_unique<BuiltinVm>(spec, std::move(*process), std::move(io), std::move(*api),
+                                                      vm_dir / "vsock.sock", kAgentVsockPort));
+  return std::make_unique<BuiltinVm>(spec, std::move(files), std::move(cgroup),
+                                     std::move(*process), std::move(io), std::move(*api),
                                      std::move(bridge));
 }
 

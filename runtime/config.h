@@ -25,9 +25,9 @@ struct RuntimeConfig {
   std::string qemu_binary = "qemu-system-x86_64";
   std::filesystem::path vmm_binary;          // default <prefix>/bin/nanovisor-vmm
   uint32_t agent_timeout_ms = 30000;         // boot + agent handshake deadline
-  // The VMM jail (docs/security.md): QEMU in its own namespaces and pivot_root'ed tmpfs, as an
-  // unprivileged per-sandbox uid without capabilities. Turn off only where it cannot work
-  // (not root, a QEMU that needs files outside /usr, pods that hot-add disks).
+  // The VMM jail (docs/security.md): QEMU or nanovisor-vmm in its own namespaces and
+  // pivot_root'ed tmpfs, as an unprivileged per-sandbox uid without capabilities. Turn off only
+  // where it cannot work (not root, a QEMU that needs files outside /usr).
   bool jail = true;
   // The VMM's per-sandbox host cgroup (memory = guest + overhead, pids, cpu from --cpus; v1 and
   // v2, runtime/cgroup.h). Turn off where the caller may not create cgroups.

@@ -134,7 +134,7 @@ std::vector<CheckItem> hostChecks(const RuntimeConfig& config) {
                    !config.cgroups                     ? "off (cgroups = false)"
                    : version == CgroupVersion::kV2     ? "cgroup v2"
                    : version == CgroupVersion::kV1     ? "cgroup v1 (per-controller hierarchies)"
-                                                       : "no usable hierarchy: QEMU runs unlimited",
+                                                       : "no usable hierarchy: VMM runs unlimited",
                    "mount cgroup v2 on /sys/fs/cgroup, or v1 with memory, pids and cpu"});
   items.push_back({"VMM jail (namespaces, pivot_root, own uid; docs/security.md)",
                    !config.jail || ::geteuid() == 0, false,

@@ -253,7 +253,7 @@ std::string libvirtDomainXml(const VmSpec& spec, const LibvirtOptions& options) 
     x += std::string(share.read_only ? "<readonly/>" : "") + "</filesystem>\n";
   }
   x += "    <serial type='file'><source path='" + xmlEscape((spec.dir / "console.log").string()) +
-       "'/><target port='0'/></serial>\n";
+       "' append='on'/><target port='0'/></serial>\n";
   x += "    <channel type='unix'><source mode='bind' path='" +
        xmlEscape((spec.dir / "agent.sock").string()) +
        "'/><target type='virtio' name='io.nanovisor.agent'/></channel>\n";

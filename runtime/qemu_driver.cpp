@@ -23,6 +23,7 @@
 #include "runtime/host_probe.h"
 #include "runtime/jail.h"
 #include "runtime/qmp_client.h"
+#include "runtime/vmm_host.h"
 
 namespace nv::runtime {
 namespace {
@@ -32,62 +33,6 @@ using std::chrono::milliseconds;
 constexpr milliseconds kStartTimeout{10000};
 
 constexpr const char* kEmptySlotFile = "empty-slot";  // in the VM dir
-
-// Removes what a QEMU leaves in its VM dir besides the console log: its sockets and the pods'
-// empty disk-slot file.
-void removeVmFiles(const std::filesystem::path& vm_dir) {
-  std::error_code ignored;
-  for (const char* file : {"agent.sock", "qmp.sock", kEmptySlotFile}) {
-    std::filesystem::remove(vm_dir / file, ignored);
-  }
-}
-
-// What a QEMU process leaves on the host while it runs: <dir>/vm (its sockets and console
-// log, owned by the jail's uid) and <dir>/jail (the jail's mount point, empty on the host).
-// Removing it keeps the console log for `inspect`/debugging until the sandbox is removed.
-struct QemuFiles {
-  std::filesystem::path vm_dir;
-  std::filesystem::path jail_dir;  // empty when not jailed
-
-  QemuFiles() = default;
-  QemuFiles(std::filesystem::path vm, std::filesystem::path jail)
-      : vm_dir(std::move(vm)), jail_dir(std::move(jail)) {}
-  QemuFiles(QemuFiles&& other) noexcept
-      : vm_dir(std::exchange(other.vm_dir, {})), jail_dir(std::exchange(other.jail_dir, {})) {}
-  QemuFiles& operator=(QemuFiles&&) = delete;
-  QemuFiles(const QemuFiles&) = delete;
-  ~QemuFiles() {
-    std::error_code ignored;
-    if (!vm_dir.empty()) {
-      removeVmFiles(vm_dir);
-    }
-    if (!jail_dir.empty()) std::filesystem::remove(jail_dir, ignored);
-  }
-};
-
-// argv[0] as an absolute path: PATH searched when it has no '/'.
-Result<std::filesystem::path> resolveBinary(const std::string& binary) {
-  auto missing = [&] {
-    return fail(Errc::kNotFound, binary + " not found; run 'make deps' (qemu-system-x86)");
-  };
-  if (binary.find('/') != std::string::npos) {
-    std::error_code ec;
-    auto path = std::filesystem::absolute(binary, ec);
-    if (ec || ::access(path.c_str(), X_OK) != 0) return missing();
-    return path;
-  }
-  const char* env = std::getenv("PATH");
-  std::string path_list = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
-  for (size_t start = 0; start <= path_list.size();) {
-    size_t colon = path_list.find(':', start);
-    if (colon == std::string::npos) colon = path_list.size();
-    const std::filesystem::path candidate =
-        std::filesystem::path(path_list.substr(start, colon - start)) / binary;
-    if (candidate.is_absolute() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = colon + 1;
-  }
-  return missing();
-}
 
 // A value inside a QEMU option list: commas are doubled (QEMU's escape).
 std::string optionValue(const std::string& value) {
@@ -122,7 +67,8 @@ std::string throttleLimits(const DiskRateLimit& limit) {
 
 class QemuVm final : public Vm {
  public:
-  QemuVm(VmSpec spec, QemuFiles files, SandboxCgroup cgroup, Subprocess process, QmpClient qmp)
+  QemuVm(VmSpec spec, VmmHostFiles files, SandboxCgroup cgroup, Subprocess process,
+         QmpClient qmp)
       : spec_(std::move(spec)),
         files_(std::move(files)),
         cgroup_(std::move(cgroup)),
@@ -130,7 +76,7 @@ class QemuVm final : public Vm {
         qmp_(std::move(qmp)) {}
   ~QemuVm() override { kill(); }
 
-  std::filesystem::path agentSocket() const override { return files_.vm_dir / "agent.sock"; }
+  std::filesystem::path agentSocket() const override { return files_.vmDir() / "agent.sock"; }
   pid_t vmmPid() const override { return process_.pid(); }
 
   // The image goes in as an fd (QMP add-fd), so a jailed QEMU needs no path to it, then
@@ -242,7 +188,7 @@ class QemuVm final : public Vm {
   }
 
   VmSpec spec_;
-  QemuFiles files_;       // removed after the process below is reaped (members die in reverse)
+  VmmHostFiles files_;    // removed after the process below is reaped (members die in reverse)
   SandboxCgroup cgroup_;  // likewise
   Subprocess process_;
   std::optional<QmpClient> qmp_;
@@ -254,43 +200,15 @@ class QemuVm final : public Vm {
 }  // namespace
 
 void reapOrphanedQemu(const std::filesystem::path& dir, const std::string& id, pid_t vmm_pid) {
+  bool ours = false;
   if (vmm_pid > 0) {
     // Only if the pid was not reused: QEMU's command line names the sandbox (-name).
     std::ifstream in("/proc/" + std::to_string(vmm_pid) + "/cmdline");
     const std::string cmdline{std::istreambuf_iterator<char>(in), {}};
     const std::string name = std::string(1, '\0') + "nanovisor-" + id + std::string(1, '\0');
-    if (cmdline.find(name) != std::string::npos) ::kill(vmm_pid, SIGKILL);
+    ours = cmdline.find(name) != std::string::npos;
   }
-  std::vector<std::filesystem::path> cgroup_dirs;
-  {
-    std::ifstream record(dir / kVmmCgroupsFile);
-    for (std::string line; std::getline(record, line);) {
-      if (!line.empty()) cgroup_dirs.emplace_back(line);
-    }
-  }
-  {
-    // Whatever is left in the cgroup is this VMM's (a jailed QEMU and its threads).
-    auto cgroup = SandboxCgroup::adopt(std::move(cgroup_dirs));
-    cgroup.killAll();
-    // Bounded (the shim's `delete` has 5 s): a VMM stuck in the kernel keeps its cgroup.
-    for (int i = 0; i < 100 && !cgroup.pids().empty(); ++i) {
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    if (!cgroup.pids().empty()) {
-      log::get("qemu")->warn("the VMM of {} did not die on SIGKILL within 2 s; its cgroup stays",
-                             id);
-      (void)cgroup.release();
-    }
-  }  // removed here, now that its processes are gone
-  std::error_code ignored;
-  std::filesystem::remove(dir / kVmmCgroupsFile, ignored);
-  // The jail's mounts live in QEMU's own mount namespace; the host has the empty mount point.
-  const auto jail_dir = dir / "jail";
-  if (::umount2(jail_dir.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
-    log::get("qemu")->warn("umount {}: {}", jail_dir.string(), std::strerror(errno));
-  }
-  std::filesystem::remove(jail_dir, ignored);
-  removeVmFiles(dir / "vm");
+  reapOrphanedVmm(dir, id, ours ? vmm_pid : 0);
 }
 
 std::string baseKernelCmdline(bool pci, const std::string& channel) {
@@ -320,7 +238,9 @@ std::vector<std::string> qemuArgs(const VmSpec& spec, const QemuOptions& options
       "-smp", std::to_string(spec.cpus),
       "-m", std::to_string(spec.memory_mib) + "M",
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-      "-serial", "file:" + (spec.dir / "console.log").string(),
+      // Appended to, so the owner can cut it while QEMU writes (ConsoleLogCap).
+      "-chardev", "file,id=console,append=on,path=" + (spec.dir / "console.log").string(),
+      "-serial", "chardev:console",
       "-qmp", "unix:" + (spec.dir / "qmp.sock").string() + ",server=on,wait=off",
       "-kernel", spec.kernel.string(),
       "-initrd", spec.initramfs.string(),
@@ -388,17 +308,14 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
                     " virtio devices; this VM needs " + std::to_string(devices) +
                     " (2 + disks + volumes + pod disk slots): use fewer volumes");
   }
-  NV_ASSIGN_OR_RETURN(const std::filesystem::path binary, resolveBinary(options_.binary));
-  const auto vm_dir = spec.dir / "vm";
-  const auto jail_dir = spec.dir / "jail";
+  NV_ASSIGN_OR_RETURN(const std::filesystem::path binary,
+                      resolveVmmBinary(options_.binary, "run 'make deps' (qemu-system-x86)"));
   {
     std::error_code ignored;
-    std::filesystem::remove_all(vm_dir, ignored);
-    std::filesystem::remove(jail_dir, ignored);
     std::filesystem::remove(spec.dir / "qemu.log", ignored);
   }
-  if (::mkdir(vm_dir.c_str(), 0700) != 0) return failErrno("mkdir " + vm_dir.string());
-  QemuFiles files(vm_dir, options_.jail ? jail_dir : std::filesystem::path());
+  NV_ASSIGN_OR_RETURN(VmmHostFiles files, VmmHostFiles::create(spec.dir, options_.jail));
+  const auto vm_dir = files.vmDir();
   if (spec.disk_slots > 0) {
     const auto empty = vm_dir / kEmptySlotFile;
     UniqueFd fd(::open(empty.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
@@ -420,35 +337,11 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   seen.dir = vm_dir;
   std::optional<JailSpec> jail;
   if (options_.jail) {
-    jail.emplace();
-    jail->root = jail_dir;
-    if (::mkdir(jail_dir.c_str(), 0700) != 0) return failErrno("mkdir " + jail_dir.string());
-    jail->uid = allocateJailId(spec.id);
-    jail->gid = jail->uid;
-    jail->kvm = options_.accel == Accel::kKvm;
-    addSystemFiles(*jail);
-    // QEMU writes only here: its sockets and the console log.
-    if (::chown(vm_dir.c_str(), jail->uid, jail->gid) != 0) {
-      return failErrno("chown " + vm_dir.string());
-    }
-    jail->mounts.push_back({.source = vm_dir, .target = "/vm", .writable = true});
-    jail->mounts.push_back({.source = spec.kernel, .target = "/boot/vmlinux"});
-    jail->mounts.push_back({.source = spec.initramfs, .target = "/boot/initramfs"});
-    seen.dir = "/vm";
-    seen.kernel = "/boot/vmlinux";
-    seen.initramfs = "/boot/initramfs";
-    for (auto& disk : seen.disks) {
-      // Per-sandbox disks (volumes) belong to the sandbox's uid; shared ones (the image's
-      // rootfs) must be world-readable (checked by the jail).
-      const auto [inside, rest] = std::mismatch(spec.dir.begin(), spec.dir.end(),
-                                                disk.path.begin(), disk.path.end());
-      if (inside == spec.dir.end() && ::chown(disk.path.c_str(), jail->uid, jail->gid) != 0) {
-        return failErrno("chown " + disk.path.string());
-      }
-      const std::string target = "/disks/" + disk.serial;
-      jail->mounts.push_back({.source = disk.path, .target = target, .writable = !disk.read_only});
-      disk.path = target;
-    }
+    NV_ASSIGN_OR_RETURN(VmmJail prepared, prepareVmmJail(spec, files, binary, "qemu",
+                                                         options_.accel == Accel::kKvm));
+    jail = std::move(prepared.jail);
+    seen = std::move(prepared.seen);
+    options.binary = prepared.binary.string();
     for (auto& share : seen.shares) {
       // An ID-mapped bind (runtime/jail.h): QEMU's uid acts as the directory's owner, so the
       // guest's files land owned by that owner and no other host file becomes writable.
@@ -458,35 +351,11 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
       share.host_dir = target;
       jail->proc_self = true;  // 9p `local` sets modes through /proc/self/fd
     }
-    if (binary.string().rfind("/usr/", 0) != 0) {
-      jail->mounts.push_back({.source = binary, .target = "/vmm/qemu", .exec = true});
-      options.binary = "/vmm/qemu";
-    }
   }
   SandboxCgroup cgroup;
   if (options_.cgroup) {
-    // Unique per sandbox dir: two state roots may use the same sandbox id.
-    char hash[9];
-    std::snprintf(hash, sizeof hash, "%08x",
-                  static_cast<unsigned>(std::hash<std::string>{}(spec.dir.string()) & 0xffffffffu));
-    auto made = SandboxCgroup::create("nanovisor-" + spec.id + "-" + hash,
-                                      vmmLimits(spec.cpus, spec.memory_mib,
-                                                options_.accel == Accel::kTcg));
-    if (made) {
-      cgroup = std::move(*made);
-    } else if (made.error().is(Errc::kUnsupported)) {
-      log::get("qemu")->warn("{}; QEMU runs without host cgroup limits", made.error().message());
-    } else {
-      return tl::unexpected(made.error());
-    }
-  }
-  if (!cgroup.dirs().empty()) {
-    // Read back only if this process dies without removing it (reapOrphanedQemu).
-    std::ofstream record(spec.dir / kVmmCgroupsFile, std::ios::trunc);
-    for (const auto& dir : cgroup.dirs()) record << dir.string() << "\n";
-    if (!record.flush()) {
-      return fail(Errc::kUnavailable, "writing " + (spec.dir / kVmmCgroupsFile).string());
-    }
+    NV_ASSIGN_OR_RETURN(cgroup, createVmmCgroup(spec, options_.accel == Accel::kTcg, "qemu",
+                                                "QEMU"));
   }
   if (jail) jail->cgroup_procs = cgroup.procsFiles();
   spawn.argv = qemuArgs(seen, options);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/vm.h"
+#include "runtime/vmm_host.h"
 
 namespace nv::runtime {
 
@@ -31,14 +32,11 @@ struct QemuOptions {
   uint64_t guest_tsc_khz = 0;
 };
 
-// The file in the sandbox dir that lists the QEMU's host cgroup directories, one per line
-// (written at start, so that a QEMU whose owner died can still be cleaned up).
-inline constexpr const char* kVmmCgroupsFile = "vmm-cgroups";
-
 // Cleans up after a QEMU whose owner died without stopping it (a crashed shim or supervisor):
 // SIGKILLs `vmm_pid` if it still is the QEMU of sandbox `id` (its `-name nanovisor-<id>`) and
 // whatever is left in its host cgroup (listed in <dir>/vmm-cgroups), then removes that cgroup,
-// the jail's mount point and the VM's sockets. `dir` is the sandbox dir. Idempotent.
+// the jail's mount point and the VM's sockets (reapOrphanedVmm). `dir` is the sandbox dir.
+// Idempotent.
 void reapOrphanedQemu(const std::filesystem::path& dir, const std::string& id, pid_t vmm_pid);
 
 // The full QEMU command line for a VM (pure; unit-tested).

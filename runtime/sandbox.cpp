@@ -13,6 +13,7 @@
 #include "runtime/host_probe.h"
 #include "runtime/libvirt_driver.h"
 #include "runtime/qemu_driver.h"
+#include "runtime/stdio.h"
 
 namespace nv::runtime {
 namespace {
@@ -147,6 +148,7 @@ Result<void> Sandbox::boot() {
   spec.disk_slots = config_.disk_slots;
   if (!runtime_.log_level.empty()) spec.cmdline = "nanovisor.log=" + runtime_.log_level;
   NV_ASSIGN_OR_RETURN(vm_, driver_->create(spec));
+  console_cap_ = std::make_unique<ConsoleLogCap>(consoleLog(), kConsoleLogMaxBytes);
   log::get("runtime")->debug("{}: VMM started (pid {})", config_.id, vm_->vmmPid());
   state_.vmm_pid = vm_->vmmPid();
   NV_TRY(store_.save(state_));

@@ -22,6 +22,7 @@
 #include "runtime/agent_proxy.h"
 #include "runtime/config.h"
 #include "runtime/state.h"
+#include "runtime/stdio.h"
 #include "runtime/vm.h"
 
 namespace nv::runtime {
@@ -99,6 +100,9 @@ struct ContainerConfig {
   std::vector<SecretVolumeConfig> secret_volumes;  // the caller wipes them (wipeSecrets)
 };
 
+// A VM's console log is kept within two files of this size (ConsoleLogCap).
+inline constexpr uint64_t kConsoleLogMaxBytes = 4 << 20;
+
 // Makes the driver `name` (builtin, qemu, libvirt; not "auto": resolve it first).
 [[nodiscard]] Result<std::unique_ptr<Driver>> makeDriver(const std::string& name,
                                                          const RuntimeConfig& config,
@@ -151,6 +155,7 @@ class Sandbox {
   SandboxState state_;
   std::unique_ptr<Driver> driver_;
   std::unique_ptr<Vm> vm_;
+  std::unique_ptr<ConsoleLogCap> console_cap_;  // destroyed before vm_
   std::shared_ptr<AgentClient> agent_;
   std::unique_ptr<AgentProxy> proxy_;
   std::atomic<bool> finished_{false};

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -64,6 +65,44 @@ bool RotatingLog::write(std::string_view data) {
   }
   size_ += data.size();
   return true;
+}
+
+ConsoleLogCap::ConsoleLogCap(std::filesystem::path path, uint64_t max_bytes)
+    : path_(std::move(path)), max_bytes_(max_bytes), stop_(EventFd::create(EFD_NONBLOCK).value()) {
+  thread_ = std::thread([this] {
+    pollfd stop{stop_.fd(), POLLIN, 0};
+    while (retryOnEintr([&] { return ::poll(&stop, 1, 250); }) == 0) check();
+  });
+}
+
+ConsoleLogCap::~ConsoleLogCap() {
+  (void)stop_.write();
+  thread_.join();
+}
+
+void ConsoleLogCap::check() {
+  std::lock_guard lock(mutex_);
+  struct stat st{};
+  if (::stat(path_.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) <= max_bytes_) return;
+  const auto older = path_.string() + ".1";
+  UniqueFd in(::open(path_.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd out(::open(older.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!in || !out) {
+    log::get("stdio")->warn("rotating {}: {}", path_.string(), std::strerror(errno));
+    return;
+  }
+  // The newest max_bytes only: a guest may have written far more since the last check.
+  const off_t size = ::lseek(in.get(), 0, SEEK_END);
+  off_t at = size > static_cast<off_t>(max_bytes_) ? size - static_cast<off_t>(max_bytes_) : 0;
+  std::vector<char> buffer(64 << 10);
+  while (at < size) {
+    const ssize_t n = retryOnEintr([&] { return ::pread(in.get(), buffer.data(), buffer.size(), at); });
+    if (n <= 0 || !writeAll(out.get(), {buffer.data(), static_cast<size_t>(n)})) break;
+    at += n;
+  }
+  if (::ftruncate(in.get(), 0) != 0) {
+    log::get("stdio")->warn("truncating {}: {}", path_.string(), std::strerror(errno));
+  }
 }
 
 std::vector<std::filesystem::path> rotatedLogFiles(const std::filesystem::path& path) {

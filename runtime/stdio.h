@@ -43,6 +43,29 @@ class RotatingLog {
   uint64_t size_;
 };
 
+// Keeps a VM's console log within two files of max_bytes while the VM runs: the VMM writes
+// `path` with O_APPEND (a guest decides how much); every 250 ms a thread checks its size and,
+// once past max_bytes, copies it to `path`.1 and truncates it, so the VMM's next write starts
+// it again. What the guest writes between the copy and the truncation is lost (the console is
+// a debugging aid; the agent channel carries the workload's output). Stops when destroyed.
+class ConsoleLogCap {
+ public:
+  ConsoleLogCap(std::filesystem::path path, uint64_t max_bytes);
+  ~ConsoleLogCap();
+  ConsoleLogCap(const ConsoleLogCap&) = delete;
+  ConsoleLogCap& operator=(const ConsoleLogCap&) = delete;
+
+  // One check (the thread's step; public for tests): rotates when `path` is past max_bytes.
+  void check();
+
+ private:
+  std::mutex mutex_;  // one check at a time
+  std::filesystem::path path_;
+  uint64_t max_bytes_;
+  EventFd stop_;
+  std::thread thread_;
+};
+
 // The files of a RotatingLog at `path`, oldest first: `path`.1 when it exists, then `path`.
 [[nodiscard]] std::vector<std::filesystem::path> rotatedLogFiles(const std::filesystem::path& path);
 

@@ -20,6 +20,7 @@
 #include "common/logging.h"
 #include "common/syscall.h"
 #include "common/ttrpc/blocking.h"
+#include "runtime/builtin_driver.h"
 #include "runtime/config.h"
 #include "runtime/qemu_driver.h"
 #include "runtime/state.h"
@@ -255,6 +256,8 @@ int runDelete(const ShimArgs& args) {
       if (!shimRuns(state->owner_pid)) {
         if (state->driver == "qemu") {
           runtime::reapOrphanedQemu(store.dir(sandbox_id), sandbox_id, state->vmm_pid);
+        } else if (state->driver == "builtin") {
+          runtime::reapOrphanedBuiltin(store.dir(sandbox_id), sandbox_id, state->vmm_pid);
         } else if (state->vmm_pid > 0) {
           ::kill(state->vmm_pid, SIGKILL);
         }

@@ -375,6 +375,12 @@ VmState Vmm::state() {
   return paused_ ? VmState::kPaused : VmState::kRunning;
 }
 
+std::vector<std::string> Vmm::netMacs() const {
+  std::vector<std::string> macs;
+  for (const auto& net : nets_) macs.push_back(virtio::net::formatMac(net->mac()));
+  return macs;
+}
+
 Result<uint64_t> Vmm::replaceDiskMedia(uint32_t index, const std::string& path,
                                        bool read_only) {
   std::lock_guard lock(state_mutex_);

@@ -133,6 +133,8 @@ class Vmm {
   // The cmdline the guest got (with the virtio_mmio.device= entries).
   [[nodiscard]] const std::string& guestCmdline() const { return guest_cmdline_; }
   [[nodiscard]] bool hasRng() const { return rng_ != nullptr; }
+  // The MAC address each virtio-net device offers its guest, in config.nets order.
+  [[nodiscard]] std::vector<std::string> netMacs() const;
   [[nodiscard]] uint64_t rngBytes();
 
   [[nodiscard]] const GuestMemory& memory() const { return *memory_; }

@@ -114,6 +114,17 @@ void ApiServer::State::registerAll() {
     resp.set_state(toProto(vmm.state()));
     resp.set_pid(::getpid());
     resp.set_rng(vmm.hasRng());
+    const auto macs = vmm.netMacs();
+    for (size_t i = 0; i < config.nets.size() && i < macs.size(); ++i) {
+      const NetConfig& net = config.nets[i];
+      pb::NetInfo* info = resp.add_nets();
+      info->set_index(static_cast<uint32_t>(i));
+      info->set_tap(net.tap);
+      info->set_tap_fd(net.fd.value_or(-1));
+      info->set_mac(macs[i]);
+      if (net.limit.bytes.limited()) info->set_bps(formatRateLimit(net.limit.bytes));
+      if (net.limit.ops.limited()) info->set_pps(formatRateLimit(net.limit.ops));
+    }
     return resp;
   });
   handle<pb::PauseRequest>("Pause", [this](const pb::PauseRequest&) -> Result<pb::PauseResponse> {

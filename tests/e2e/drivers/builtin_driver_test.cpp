@@ -6,15 +6,21 @@
 //   host's PVM limit" (never a pass);
 // - the agent channel: <dir>/agent.sock bridged to guest vsock port 1024, exercised with the
 //   freestanding test guest echoing through vsock (it runs on PVM too);
+// - the VMM jail and cgroup (as root): nanovisor-vmm and every thread seccomp-filtered, no
+//   capabilities, no_new_privs, a jail uid, its own namespaces, a per-sandbox cgroup, and
+//   nothing of it left once the Vm is gone, or once reapOrphanedBuiltin cleaned up after a
+//   dead owner (what the shim's `delete` does);
 // - `nanovisor-vmm probe` answers, and `auto` follows its (cached) answer.
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -26,6 +32,8 @@
 #include "runtime/builtin_driver.h"
 #include "runtime/config.h"
 #include "runtime/host_probe.h"
+#include "runtime/jail.h"
+#include "runtime/vmm_host.h"
 
 namespace nv::runtime {
 namespace {
@@ -47,6 +55,21 @@ bool processGone(pid_t pid) {
   std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   auto close = content.rfind(')');
   return content.empty() || (close != std::string::npos && content.substr(close + 2, 1) == "Z");
+}
+
+// The rest of the line of /proc/<pid>/status field `key` (e.g. "Uid:"), tabs and all.
+std::string statusField(const fs::path& status, const std::string& key) {
+  std::ifstream in(status);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) == 0) return line.substr(key.size());
+  }
+  return "(no " + key + ")";
+}
+
+// The driver as the CLI uses it: jailed and in a cgroup, which needs root (unjailed otherwise).
+BuiltinOptions driverOptions() {
+  const bool root = ::geteuid() == 0;
+  return BuiltinOptions{.binary = NV_VMM_BINARY, .jail = root, .cgroup = root};
 }
 
 class BuiltinDriverTest : public ::testing::Test {
@@ -91,11 +114,11 @@ TEST_F(BuiltinDriverTest, LinuxKernel_BootsAsFarAsTheHostAllows) {
   // The driver's cmdline says "quiet"; the test needs the kernel's info lines (e820, Memory:).
   // loglevel first: the early console replays the log at the level in force when it starts.
   spec.cmdline = "loglevel=7 earlyprintk=serial";
-  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
+  BuiltinDriver driver(driverOptions());
   auto vm = driver.create(spec);
   ASSERT_TRUE(vm) << vm.error().message();
   const pid_t pid = (*vm)->vmmPid();
-  EXPECT_TRUE(fs::exists(dir_ / "vmm.sock"));
+  EXPECT_TRUE(fs::exists(dir_ / "vm" / "vmm.sock"));
   EXPECT_TRUE(fs::exists(dir_ / "agent.sock"));
 
   // Every guest instruction is emulated on a PVM host: wait for what the kernel prints (or the
@@ -117,7 +140,7 @@ TEST_F(BuiltinDriverTest, LinuxKernel_BootsAsFarAsTheHostAllows) {
   const std::string out = readAll(dir_ / "console.log");
   (*vm)->kill();
   EXPECT_TRUE(processGone(pid));
-  EXPECT_FALSE(fs::exists(dir_ / "vmm.sock")) << "nanovisor-vmm left its control socket";
+  EXPECT_FALSE(fs::exists(dir_ / "vm" / "vmm.sock")) << "nanovisor-vmm left its control socket";
   const std::string reason = (*vm)->exitReason();
   vm->reset();
   EXPECT_FALSE(fs::exists(dir_ / "agent.sock")) << "the agent bridge left its socket";
@@ -148,7 +171,7 @@ TEST_F(BuiltinDriverTest, AgentSocket_BridgedToGuestVsockPort1024) {
   spec.initramfs = dir_ / "initramfs.img";
   spec.memory_mib = 128;  // the VMM keeps 64 MiB below the initramfs for the kernel
   spec.cmdline = "test=vsock port=1024";
-  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
+  BuiltinDriver driver(driverOptions());
   auto vm = driver.create(spec);
   ASSERT_TRUE(vm) << vm.error().message();
   // Pause/resume go through the control API (vmm_api_kvm_test checks their effect).
@@ -184,9 +207,178 @@ TEST_F(BuiltinDriverTest, AgentSocket_BridgedToGuestVsockPort1024) {
   EXPECT_NE(readAll(dir_ / "console.log").find("vsock accepted host port"), std::string::npos);
 }
 
+TEST_F(BuiltinDriverTest, Jail_VmmIsSeccompedUnprivilegedInItsOwnNamespacesAndCgroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the VMM jail needs root";
+  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
+  VmSpec spec;
+  spec.id = "builtin-jail";
+  spec.dir = dir_;
+  spec.kernel = NV_TEST_GUEST_PATH;
+  spec.initramfs = dir_ / "initramfs.img";
+  spec.memory_mib = 128;
+  spec.cmdline = "test=vsock port=1024";
+  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});  // jail and cgroup: defaults
+  auto vm = driver.create(spec);
+  ASSERT_TRUE(vm) << vm.error().message();
+  const pid_t pid = (*vm)->vmmPid();
+  const fs::path proc = "/proc/" + std::to_string(pid);
+  // Every thread has entered its seccomp class once the API answered (nv-api) and a byte went
+  // through the guest and back (nv-vcpu0, nv-devices, main).
+  ASSERT_TRUE((*vm)->pause());
+  ASSERT_TRUE((*vm)->resume());
+  auto fd = connectUnixSocket((*vm)->agentSocket());
+  ASSERT_TRUE(fd) << fd.error().message();
+  ASSERT_EQ(::write(fd->get(), "ping", 4), 4);
+  std::string echoed;
+  char buf[16];
+  while (echoed.size() < 4) {
+    const ssize_t n = ::read(fd->get(), buf, sizeof buf);
+    if (n <= 0) break;
+    echoed.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_EQ(echoed, "ping") << "the agent bridge does not work jailed";
+
+  // The VMM and every one of its threads.
+  std::set<std::string> names;
+  for (const auto& task : fs::directory_iterator(proc / "task")) {
+    const fs::path status = task.path() / "status";
+    const std::string name = statusField(status, "Name:\t");
+    names.insert(name);
+    EXPECT_EQ(statusField(status, "Seccomp:\t"), "2") << name;
+    EXPECT_EQ(statusField(status, "NoNewPrivs:\t"), "1") << name;
+    for (const char* caps : {"CapEff:\t", "CapPrm:\t", "CapBnd:\t", "CapInh:\t", "CapAmb:\t"}) {
+      EXPECT_EQ(statusField(status, caps), "0000000000000000") << name << " " << caps;
+    }
+    for (const char* ids : {"Uid:\t", "Gid:\t"}) {
+      std::istringstream in(statusField(status, ids));
+      uint64_t id = 0;
+      int count = 0;
+      while (in >> id) {
+        ++count;
+        EXPECT_GE(id, kJailIdBase) << name << " " << ids << " (real, effective, saved, fs)";
+        EXPECT_LT(id, uint64_t{kJailIdBase} + kJailIdCount) << name << " " << ids;
+      }
+      EXPECT_EQ(count, 4) << name << " " << ids;
+    }
+    EXPECT_EQ(statusField(status, "Groups:\t").find_first_not_of(' '), std::string::npos)
+        << name << ": supplementary groups";
+  }
+  for (const char* name : {"nanovisor-vmm", "nv-api", "nv-devices", "nv-vcpu0"}) {
+    EXPECT_EQ(names.count(name), 1U) << name;
+  }
+  // pid 1 of its own pid namespace (NSpid: host pid, then 1).
+  EXPECT_NE(statusField(proc / "status", "NSpid:\t").find("\t1"), std::string::npos);
+  for (const char* ns : {"mnt", "pid", "ipc", "uts", "net", "cgroup"}) {
+    EXPECT_NE(fs::read_symlink(proc / "ns" / ns), fs::read_symlink(fs::path("/proc/self/ns") / ns))
+        << ns << " namespace shared with the host";
+  }
+  // What it sees: its VM dir, kernel, initramfs, itself, /usr; nothing of /home, /tmp or /sys.
+  std::set<std::string> mount_points;
+  {
+    std::ifstream mountinfo(proc / "mountinfo");
+    for (std::string line; std::getline(mountinfo, line);) {
+      std::istringstream fields(line);
+      std::string id, parent, devices, root, point;
+      fields >> id >> parent >> devices >> root >> point;
+      mount_points.insert(point);
+    }
+  }
+  for (const char* seen : {"/", "/vm", "/boot/vmlinux", "/boot/initramfs", "/usr",
+                           "/vmm/nanovisor-vmm"}) {
+    EXPECT_EQ(mount_points.count(seen), 1U) << seen;
+  }
+  for (const char* unseen : {"/home", "/tmp", "/sys", "/run", "/root"}) {
+    EXPECT_EQ(mount_points.count(unseen), 0U) << unseen;
+  }
+  EXPECT_FALSE(fs::exists(proc / "root" / "home"));
+  EXPECT_TRUE(fs::exists(proc / "root" / "dev" / "kvm"));
+  // Its VM dir is the only host directory it can write, owned by its uid.
+  struct stat vm_dir {};
+  ASSERT_EQ(::stat((dir_ / "vm").c_str(), &vm_dir), 0);
+  uid_t vmm_uid = 0;
+  std::istringstream(statusField(proc / "status", "Uid:\t")) >> vmm_uid;
+  EXPECT_EQ(vm_dir.st_uid, vmm_uid);
+  EXPECT_EQ(vm_dir.st_mode & 0777, 0700U);
+  EXPECT_TRUE(fs::exists(dir_ / "vm" / "vmm.sock"));
+  EXPECT_TRUE(fs::is_directory(dir_ / "jail"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "jail")) << "the jail's mounts are visible on the host";
+
+  // A per-sandbox cgroup (each hierarchy on v1), recorded for orphan cleanup.
+  const std::string cgroups = readAll(proc / "cgroup");
+  EXPECT_NE(cgroups.find("/nanovisor-builtin-jail-"), std::string::npos) << cgroups;
+  std::vector<fs::path> cgroup_dirs;
+  {
+    std::ifstream record(dir_ / kVmmCgroupsFile);
+    for (std::string line; std::getline(record, line);) cgroup_dirs.emplace_back(line);
+  }
+  ASSERT_FALSE(cgroup_dirs.empty()) << "no " << kVmmCgroupsFile << " in the sandbox dir";
+  for (const auto& dir : cgroup_dirs) {
+    EXPECT_NE(dir.filename().string().rfind("nanovisor-builtin-jail-", 0), std::string::npos)
+        << dir;
+    std::istringstream procs(readAll(dir / "cgroup.procs"));
+    std::set<pid_t> members;
+    for (pid_t member = 0; procs >> member;) members.insert(member);
+    EXPECT_EQ(members, std::set<pid_t>{pid}) << dir;
+  }
+
+  // Gone with the Vm: the process, the VM dir, the jail's mount point, the cgroup, the record.
+  fd->reset();
+  (*vm)->kill();
+  vm->reset();
+  EXPECT_TRUE(processGone(pid));
+  EXPECT_FALSE(fs::exists(dir_ / "vm"));
+  EXPECT_FALSE(fs::exists(dir_ / "jail"));
+  EXPECT_FALSE(fs::exists(dir_ / "agent.sock"));
+  for (const auto& dir : cgroup_dirs) EXPECT_FALSE(fs::exists(dir)) << dir;
+  EXPECT_FALSE(fs::exists(dir_ / kVmmCgroupsFile));
+  // The console log stays for debugging, written by the jailed VMM through its stdout.
+  EXPECT_NE(readAll(dir_ / "console.log").find("vsock accepted host port"), std::string::npos)
+      << readAll(dir_ / "console.log");
+}
+
+TEST_F(BuiltinDriverTest, OwnerGone_ReapOrphanedBuiltinEndsTheVmmAndRemovesItsCgroupAndJail) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the VMM jail needs root";
+  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
+  VmSpec spec;
+  spec.id = "builtin-orphan";
+  spec.dir = dir_;
+  spec.kernel = NV_TEST_GUEST_PATH;
+  spec.initramfs = dir_ / "initramfs.img";
+  spec.memory_mib = 128;
+  spec.cmdline = "test=vsock port=1024";
+  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
+  auto vm = driver.create(spec);
+  ASSERT_TRUE(vm) << vm.error().message();
+  const pid_t pid = (*vm)->vmmPid();
+  std::vector<fs::path> cgroup_dirs;
+  {
+    std::ifstream record(dir_ / kVmmCgroupsFile);
+    for (std::string line; std::getline(record, line);) cgroup_dirs.emplace_back(line);
+  }
+  ASSERT_FALSE(cgroup_dirs.empty());
+  // A pid that is not this sandbox's VMM (reused) is left alone.
+  auto bystander = Subprocess::spawn({.argv = {"sleep", "60"}});
+  ASSERT_TRUE(bystander) << bystander.error().message();
+  reapOrphanedBuiltin(dir_ / "elsewhere", spec.id, bystander->pid());
+  EXPECT_FALSE(bystander->wait(milliseconds(0))) << "a process that is no VMM was killed";
+
+  // What the shim's `delete` does when the VMM's owner died: only the state dir and the pid.
+  reapOrphanedBuiltin(dir_, spec.id, pid);
+  ASSERT_TRUE((*vm)->wait(milliseconds(10000)));
+  EXPECT_NE((*vm)->exitReason().find("killed by signal 9"), std::string::npos)
+      << (*vm)->exitReason();
+  for (const auto& dir : cgroup_dirs) EXPECT_FALSE(fs::exists(dir)) << dir;
+  EXPECT_FALSE(fs::exists(dir_ / kVmmCgroupsFile));
+  EXPECT_FALSE(fs::exists(dir_ / "vm"));
+  EXPECT_FALSE(fs::exists(dir_ / "jail"));
+  vm->reset();  // the owner's own cleanup finds nothing left to do
+  EXPECT_TRUE(processGone(pid));
+}
+
 TEST_F(BuiltinDriverTest, SeccompViolationInTheVmm_ReportedInOneLine) {
-  // nanovisor-vmm's test hook (inherited environment): its vCPU thread makes a syscall its
-  // seccomp filter forbids right after installing it, which kills the VMM with SIGSYS.
+  // nanovisor-vmm's test hook (the driver passes exactly this variable on, into the jail
+  // too): its vCPU thread makes a syscall its seccomp filter forbids right after installing
+  // it, which kills the VMM with SIGSYS.
   std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
   VmSpec spec;
   spec.id = "builtin-sigsys";
@@ -195,7 +387,7 @@ TEST_F(BuiltinDriverTest, SeccompViolationInTheVmm_ReportedInOneLine) {
   spec.initramfs = dir_ / "initramfs.img";
   spec.memory_mib = 128;
   spec.cmdline = "test=vsock port=1024";
-  BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
+  BuiltinDriver driver(driverOptions());
   ::setenv("NANOVISOR_VMM_TEST_FORBIDDEN_SYSCALL", "vcpu", 1);
   auto vm = driver.create(spec);
   ::unsetenv("NANOVISOR_VMM_TEST_FORBIDDEN_SYSCALL");

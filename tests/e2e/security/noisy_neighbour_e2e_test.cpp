@@ -160,9 +160,10 @@ TEST_F(NoisyNeighbourTest, QuietSandboxStaysWithin2xOfIdle) {
               "%ld cores\n",
               kExecSamples, kWriteSamples, kWriteMiB, ::sysconf(_SC_NPROCESSORS_ONLN));
 
-  // The container's main shell keeps forking bombs (the container's pids limit and the
-  // guest's task table are what stop each one).
-  withNeighbour("fork-bomb", "f(){ f | f & }; while :; do f; done");
+  // A shell keeps forking bombs (the container's pids limit and the guest's task table are
+  // what stop each one). busybox sh exits when a fork fails, so the container's init is a
+  // `sleep` that never forks: the bomb may lose its first shell, never the sandbox.
+  withNeighbour("fork-bomb", "(f(){ f | f & }; while :; do f; done) & exec sleep 3600");
   // `tail` keeps all of an endless input: it grows until the guest's OOM killer ends it.
   withNeighbour("memory-fill", "while true; do tail /dev/zero; done");
   withNeighbour("disk-write",

@@ -113,11 +113,14 @@ class AgentHostTest : public ::testing::Test {
 
   // Creates and starts a container; fails the test on an error.
   void run(TtrpcTestClient& c, const std::string& id, const nlohmann::json& spec) {
+    run(c, createRequest(id, spec));
+  }
+  void run(TtrpcTestClient& c, const pb::CreateContainerRequest& request) {
     pb::CreateContainerResponse created;
-    auto status = c.call("CreateContainer", createRequest(id, spec), &created);
+    auto status = c.call("CreateContainer", request, &created);
     ASSERT_TRUE(status.ok()) << status.message;
     pb::StartContainerRequest start;
-    start.set_container_id(id);
+    start.set_container_id(request.container_id());
     pb::StartContainerResponse started;
     status = c.call("StartContainer", start, &started);
     ASSERT_TRUE(status.ok()) << status.message;
@@ -273,6 +276,31 @@ TEST_F(AgentHostTest, Exec_SeesTheContainersPidNamespace) {
   EXPECT_TRUE(removeContainer(c, "c1").ok());
 }
 
+// A long-lived container exec'd again and again (Kubernetes exec probes): execs whose clients
+// waited for them and read their output are forgotten at the cap of 1024, so the 1100th still
+// runs; one never waited for is kept for its client.
+TEST_F(AgentHostTest, ManyCollectedExecs_DoNotExhaustTheContainer) {
+  auto c = client();
+  run(c, "c1", testing::baseSpec({"sleep", "1000"}));
+  pb::ExecProcessRequest exec;
+  exec.set_container_id("c1");
+  exec.set_oci_process_json(
+      nlohmann::json({{"args", {"true"}}, {"env", {"PATH=/bin"}}, {"cwd", "/"}}).dump());
+  pb::ExecProcessResponse execd;
+  exec.set_exec_id("kept");
+  ASSERT_TRUE(c.call("ExecProcess", exec, &execd).ok());
+  for (int i = 0; i < 1100; ++i) {
+    exec.set_exec_id("probe" + std::to_string(i));
+    auto status = c.call("ExecProcess", exec, &execd);
+    ASSERT_TRUE(status.ok()) << "exec " << i << ": " << status.message;
+    EXPECT_EQ(drain(c, "c1", exec.exec_id()), "");
+    EXPECT_EQ(drain(c, "c1", exec.exec_id(), "ReadStderr"), "");
+    ASSERT_EQ(wait(c, "c1", exec.exec_id()).exit_status(), 0);
+  }
+  EXPECT_EQ(wait(c, "c1", "kept").exit_status(), 0) << "an exec not yet waited for was dropped";
+  EXPECT_TRUE(removeContainer(c, "c1").ok());
+}
+
 TEST_F(AgentHostTest, PodContainer_JoinsTheSandboxsPidIpcUtsNamespaces) {
   // CRI's container spec names the sandbox's namespaces by host path; in the guest the agent
   // joins the sandbox container's namespaces of those types, keeping its own mount namespace.
@@ -342,17 +370,12 @@ TEST_F(AgentHostTest, Files_AreCopiesBoundAtTheirDestinations) {
   auto* conf = request.add_files();
   conf->set_destination("/etc/app.conf");  // no such file in the image: created
   conf->set_data("key=1\n");
-  pb::CreateContainerResponse created;
-  auto status = c.call("CreateContainer", request, &created);
-  ASSERT_TRUE(status.ok()) << status.message;
-  pb::StartContainerRequest start;
-  start.set_container_id("c1");
-  pb::StartContainerResponse started;
-  ASSERT_TRUE(c.call("StartContainer", start, &started).ok());
+  run(c, request);
   EXPECT_EQ(drain(c, "c1", ""), "10.0.0.7 pod-a\nkey=1\nhosts-ro\nkey=1\nmore\n");
   EXPECT_EQ(wait(c, "c1").exit_status(), 0);
   EXPECT_TRUE(removeContainer(c, "c1").ok());
 
+  pb::CreateContainerResponse created;
   for (const char* bad : {"etc/hosts", "/", "/etc/../hosts", "/etc//hosts", "/etc/"}) {
     auto refused = createRequest("c2", testing::baseSpec({"true"}));
     refused.add_files()->set_destination(bad);
@@ -384,18 +407,13 @@ TEST_F(AgentHostTest, SecretVolumes_AreReadOnlyTmpfsFilesOwnedByTheUser) {
   auto* key = volume->add_files();
   key->set_name("tls/key");
   key->set_data("KEY\n");
-  pb::CreateContainerResponse created;
-  auto status = c.call("CreateContainer", request, &created);
-  ASSERT_TRUE(status.ok()) << status.message;
-  pb::StartContainerRequest start;
-  start.set_container_id("c1");
-  pb::StartContainerResponse started;
-  ASSERT_TRUE(c.call("StartContainer", start, &started).ok());
+  run(c, request);
   EXPECT_EQ(drain(c, "c1", ""),
             "hunter2\nKEY\n444 1000:1000\n400 1000:1000\n500 1000:1000\nro\ntmpfs\n");
   EXPECT_EQ(wait(c, "c1").exit_status(), 0);
   EXPECT_TRUE(removeContainer(c, "c1").ok());
 
+  pb::CreateContainerResponse created;
   for (auto [destination, name] : {std::pair{"etc/creds", "a"}, {"/etc/creds", "../a"},
                                    {"/etc/creds", "/a"}, {"/", "a"}}) {
     auto refused = createRequest("c2", testing::baseSpec({"true"}));

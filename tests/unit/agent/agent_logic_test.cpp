@@ -354,6 +354,22 @@ TEST(StreamBuffer, RingExistsOnlyFromTheFirstWriteUntilTheDrainedEnd) {
   EXPECT_EQ(cancelled.allocated(), 0u);
 }
 
+TEST(StreamBuffer, FinishedOnlyOnceTheClosedStreamIsReadToTheEnd) {
+  StreamBuffer open_buffer(16);
+  EXPECT_FALSE(open_buffer.finished());
+  StreamBuffer b(16);
+  const uint8_t bytes[] = {1, 2, 3};
+  ASSERT_TRUE(b.write(bytes));
+  b.close();
+  EXPECT_FALSE(b.finished()) << "unread bytes";
+  EXPECT_EQ(b.read(16).data.size(), 3u);
+  EXPECT_TRUE(b.finished());
+  StreamBuffer cancelled(16);
+  ASSERT_TRUE(cancelled.write(bytes));
+  cancelled.cancel();
+  EXPECT_TRUE(cancelled.finished());
+}
+
 TEST(StreamBuffer, FullBuffer_BlocksWriterUntilRead) {
   StreamBuffer buffer(4);
   std::vector<uint8_t> data(10);

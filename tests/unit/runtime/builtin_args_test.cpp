@@ -10,6 +10,7 @@
 
 #include "runtime/builtin_driver.h"
 #include "runtime/qemu_driver.h"
+#include "runtime/vmm_host.h"
 
 namespace nv::runtime {
 namespace {
@@ -40,7 +41,8 @@ TEST(BuiltinArgs, KernelInitramfsCpusMemoryAndSockets) {
   EXPECT_EQ(argAfter(args, "--initramfs"), "/k/initramfs.cpio.gz");
   EXPECT_EQ(argAfter(args, "--cpus"), "2");
   EXPECT_EQ(argAfter(args, "--memory"), "512");
-  EXPECT_EQ(argAfter(args, "--console"), "/run/nanovisor/sb1/console.log");
+  // The console is the VMM's stdout: the driver opens <dir>/console.log for it.
+  EXPECT_EQ(argAfter(args, "--console"), "-");
   EXPECT_EQ(argAfter(args, "--vsock-uds"), "/run/nanovisor/sb1/vsock.sock");
   EXPECT_EQ(argAfter(args, "--api-sock"), "/run/nanovisor/sb1/vmm.sock");
   EXPECT_NE(std::find(args.begin(), args.end(), "--rng"), args.end());
@@ -103,6 +105,62 @@ TEST(BuiltinDriver, Shares_RefusedNamingTheQemuDriver) {
   ASSERT_FALSE(vm);
   EXPECT_EQ(vm.error().message(),
             "the builtin driver has no virtio-9p for volumes (-v); use --hypervisor qemu");
+}
+
+TEST(BuiltinDriver, MissingBinary_NotFoundAndNothingLeftInTheSandboxDir) {
+  const std::filesystem::path dir = "/tmp/nv-builtin-missing-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  for (const char* file : {"vmlinux", "initramfs", "rootfs.erofs"}) {
+    std::ofstream(dir / file) << "x";
+  }
+  VmSpec spec = sampleSpec();
+  spec.dir = dir;
+  spec.kernel = dir / "vmlinux";
+  spec.initramfs = dir / "initramfs";
+  spec.disks = {{.path = dir / "rootfs.erofs", .serial = "rootfs", .read_only = true}};
+  BuiltinDriver driver(BuiltinOptions{.binary = dir / "missing-vmm"});
+  auto vm = driver.create(spec);
+  const bool vm_dir_left = std::filesystem::exists(dir / "vm");
+  const bool jail_dir_left = std::filesystem::exists(dir / "jail");
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(vm);
+  EXPECT_EQ(vm.error().message(), (dir / "missing-vmm").string() +
+                                      " not found; build it (ninja nanovisor-vmm) or set "
+                                      "vmm_binary in the config");
+  EXPECT_FALSE(vm_dir_left);
+  EXPECT_FALSE(jail_dir_left);
+}
+
+TEST(VmmHostFiles, Destroyed_RemovesTheVmDirButKeepsAConsoleLog) {
+  const std::filesystem::path dir = "/tmp/nv-vmm-host-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  {
+    auto files = VmmHostFiles::create(dir, /*jail=*/true);
+    ASSERT_TRUE(files) << files.error().message();
+    EXPECT_EQ(files->vmDir(), dir / "vm");
+    EXPECT_EQ(files->jailDir(), dir / "jail");
+    std::ofstream(dir / "vm" / "vmm.sock") << "x";
+    std::ofstream(dir / "outside") << "not the VMM's";
+    std::filesystem::create_symlink(dir / "outside", dir / "vm" / "link");
+  }
+  const bool vm_gone = !std::filesystem::exists(dir / "vm");
+  const bool jail_gone = !std::filesystem::exists(dir / "jail");
+  const bool target_kept = std::filesystem::exists(dir / "outside");
+  {
+    auto files = VmmHostFiles::create(dir, /*jail=*/false);
+    ASSERT_TRUE(files) << files.error().message();
+    EXPECT_TRUE(files->jailDir().empty());
+    std::ofstream(dir / "vm" / "qmp.sock") << "x";
+    std::ofstream(dir / "vm" / "console.log") << "guest output";
+  }
+  const bool console_kept = std::filesystem::exists(dir / "vm" / "console.log");
+  const bool socket_gone = !std::filesystem::exists(dir / "vm" / "qmp.sock");
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(vm_gone);
+  EXPECT_TRUE(jail_gone);
+  EXPECT_TRUE(target_kept) << "a symlink in the VM dir was followed";
+  EXPECT_TRUE(console_kept);
+  EXPECT_TRUE(socket_gone);
 }
 
 }  // namespace

@@ -76,7 +76,10 @@ TEST(QemuArgs, Microvm_TcgDirectBootWithAgentChannel) {
   EXPECT_NE(std::find(args.begin(), args.end(),
                       "virtserialport,chardev=agent,name=io.nanovisor.agent"),
             args.end());
-  EXPECT_EQ(argAfter(args, "-serial"), "file:/run/nanovisor/sb1/console.log");
+  EXPECT_EQ(argAfter(args, "-serial"), "chardev:console");
+  EXPECT_NE(std::find(args.begin(), args.end(),
+                      "file,id=console,append=on,path=/run/nanovisor/sb1/console.log"),
+            args.end());
 }
 
 TEST(QemuArgs, Cmdline_HasChannelPciOffAndSpecExtras) {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // RotatingLog: a detached sandbox's output.log stays within two files of max_bytes each, the
 // newest output is kept whole, and rotatedLogFiles lists them oldest first.
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -79,6 +81,23 @@ TEST_F(RotatingLogTest, UnwritableDirectory_IsAnErrorNamingThePath) {
   auto log = RotatingLog::open(dir_ / "missing" / "output.log", 10);
   ASSERT_FALSE(log);
   EXPECT_NE(log.error().message().find("missing/output.log"), std::string::npos);
+}
+
+TEST_F(RotatingLogTest, ConsoleCap_KeepsTheNewestBytesAndTheWriterGoesOnAtTheStart) {
+  // The VMM's side: an O_APPEND descriptor it keeps writing through.
+  UniqueFd vmm(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  ASSERT_TRUE(vmm);
+  ConsoleLogCap cap(path_, 100);
+  std::string flood;
+  for (int i = 0; i < 40; ++i) flood += "line" + std::to_string(i) + "\n";
+  ASSERT_EQ(::write(vmm.get(), flood.data(), flood.size()), static_cast<ssize_t>(flood.size()));
+  cap.check();
+  EXPECT_EQ(read(path_.string() + ".1"), flood.substr(flood.size() - 100));
+  EXPECT_EQ(fs::file_size(path_), 0u);
+  ASSERT_EQ(::write(vmm.get(), "next\n", 5), 5);
+  EXPECT_EQ(read(path_), "next\n") << "the writer did not go on at the start (no O_APPEND?)";
+  cap.check();  // below the limit: left alone
+  EXPECT_EQ(read(path_), "next\n");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/builtin_driver.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -77,13 +78,17 @@ bool writeAll(int fd, const char* data, size_t len) {
 // CONNECT; the bridge retries, and the host's first request waits in the socket meanwhile.
 class AgentBridge {
  public:
+  // `vmm_pidfd` (duplicated) becomes readable when the VMM exits: then a waiting host
+  // connection is closed at once instead of retrying until its caller's deadline.
   static Result<std::unique_ptr<AgentBridge>> start(const std::filesystem::path& listen_path,
                                                     const std::filesystem::path& vsock_uds,
-                                                    uint32_t port) {
+                                                    uint32_t port, int vmm_pidfd) {
     NV_ASSIGN_OR_RETURN(UniqueFd listener, listenUnix(listen_path));
     NV_ASSIGN_OR_RETURN(EventFd stop, EventFd::create(0));
-    auto bridge = std::unique_ptr<AgentBridge>(
-        new AgentBridge(std::move(listener), std::move(stop), listen_path, vsock_uds, port));
+    UniqueFd vmm_exit(::fcntl(vmm_pidfd, F_DUPFD_CLOEXEC, 0));
+    if (!vmm_exit) return failErrno("dup the VMM's pidfd");
+    auto bridge = std::unique_ptr<AgentBridge>(new AgentBridge(
+        std::move(listener), std::move(stop), std::move(vmm_exit), listen_path, vsock_uds, port));
     bridge->thread_ = std::thread([raw = bridge.get()] { raw->run(); });
     return bridge;
   }
@@ -97,10 +102,10 @@ class AgentBridge {
   AgentBridge& operator=(const AgentBridge&) = delete;
 
  private:
-  AgentBridge(UniqueFd listener, EventFd stop, std::filesystem::path path,
+  AgentBridge(UniqueFd listener, EventFd stop, UniqueFd vmm_exit, std::filesystem::path path,
               std::filesystem::path vsock_uds, uint32_t port)
-      : listener_(std::move(listener)), stop_(std::move(stop)), path_(std::move(path)),
-        vsock_uds_(std::move(vsock_uds)), port_(port) {}
+      : listener_(std::move(listener)), stop_(std::move(stop)), vmm_exit_(std::move(vmm_exit)),
+        path_(std::move(path)), vsock_uds_(std::move(vsock_uds)), port_(port) {}
 
   // Waits for `fd` to be readable; false when stopping or on timeout.
   bool waitReadable(int fd, int timeout_ms) {
@@ -151,10 +156,12 @@ class AgentBridge {
       UniqueFd host(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!host) continue;
       std::optional<UniqueFd> guest;
-      // Retry until the agent listens, the host gives up (hang-up), or the bridge stops.
+      // Retry until the agent listens, the host gives up (hang-up), the VMM exits or the
+      // bridge stops.
       while (!(guest = connectGuest())) {
-        pollfd fds[2] = {{host.get(), POLLRDHUP, 0}, {stop_.fd(), POLLIN, 0}};
-        if (retryOnEintr([&] { return ::poll(fds, 2, 20); }) != 0) break;
+        pollfd fds[3] = {{host.get(), POLLRDHUP, 0}, {stop_.fd(), POLLIN, 0},
+                         {vmm_exit_.get(), POLLIN, 0}};
+        if (retryOnEintr([&] { return ::poll(fds, 3, 20); }) != 0) break;
       }
       if (!guest || stopping()) continue;
       logger->debug("agent bridge: connected to guest vsock port {}", port_);
@@ -164,6 +171,7 @@ class AgentBridge {
 
   UniqueFd listener_;
   EventFd stop_;
+  UniqueFd vmm_exit_;
   std::filesystem::path path_;
   std::filesystem::path vsock_uds_;
   uint32_t port_;
@@ -380,8 +388,9 @@ Result<std::unique_ptr<Vm>> BuiltinDriver::create(const VmSpec& spec) {
                                       std::to_string(kStartTimeout.count()) + " ms");
     }
   }
-  NV_ASSIGN_OR_RETURN(auto bridge, AgentBridge::start(spec.dir / "agent.sock",
-                                                      vm_dir / "vsock.sock", kAgentVsockPort));
+  NV_ASSIGN_OR_RETURN(auto bridge,
+                      AgentBridge::start(spec.dir / "agent.sock", vm_dir / "vsock.sock",
+                                         kAgentVsockPort, process->pidfd()));
   return std::make_unique<BuiltinVm>(spec, std::move(files), std::move(cgroup),
                                      std::move(*process), std::move(io), std::move(*api),
                                      std::move(bridge));

@@ -249,6 +249,25 @@ TEST_F(SecurityE2eTest, Policy_NoExecSandboxRefusesExec) {
   EXPECT_EQ(nv("rm -f sealed").exit_code, 0);
 }
 
+// A syscall outside nanovisor-vmm's allow-list kills it; `run` says so in one line and
+// leaves nothing. The test hook makes each vCPU thread call one right after its filter is
+// installed, before the guest runs, so this holds where KVM cannot boot Linux (PVM) too.
+TEST_F(SecurityE2eTest, Seccomp_NanovisorVmmViolation_RunReportsItInOneLine) {
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable here";
+  auto r = test::shell("NANOVISOR_VMM_TEST_FORBIDDEN_SYSCALL=vcpu " + env().nanovisor +
+                       " --hypervisor builtin --state-dir " + state().string() +
+                       " --image-root " + env().root + "/images run --rm --name sigsys busybox true");
+  EXPECT_EQ(r.exit_code, 125) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("killed by signal 31 (SIGSYS): seccomp violation"), std::string::npos)
+      << r.output;
+  // The VMM's cgroup can only go once every process in it is gone.
+  EXPECT_EQ(test::shell("find /sys/fs/cgroup -maxdepth 4 -type d -name 'nanovisor-sigsys-*'")
+                .output,
+            "")
+      << "the VMM's cgroup (and so maybe the VMM) is left";
+}
+
 class SecretTest : public SecurityE2eTest {
  protected:
   void SetUp() override {

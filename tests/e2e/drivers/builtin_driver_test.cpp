@@ -94,6 +94,19 @@ class BuiltinDriverTest : public ::testing::Test {
     return done(readAll(dir_ / "console.log"));
   }
 
+  // The freestanding test guest echoing on vsock port 1024, booted from dir_.
+  VmSpec vsockGuestSpec(const std::string& id) {
+    std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
+    VmSpec spec;
+    spec.id = id;
+    spec.dir = dir_;
+    spec.kernel = NV_TEST_GUEST_PATH;
+    spec.initramfs = dir_ / "initramfs.img";
+    spec.memory_mib = 128;  // the VMM keeps 64 MiB below the initramfs for the kernel
+    spec.cmdline = "test=vsock port=1024";
+    return spec;
+  }
+
   fs::path dir_;
 };
 
@@ -163,14 +176,7 @@ TEST_F(BuiltinDriverTest, LinuxKernel_BootsAsFarAsTheHostAllows) {
 TEST_F(BuiltinDriverTest, AgentSocket_BridgedToGuestVsockPort1024) {
   // The freestanding test guest listens on vsock port 1024 and echoes; it ends (debug-exit
   // 0x31) when the host side closes.
-  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
-  VmSpec spec;
-  spec.id = "builtin-agent";
-  spec.dir = dir_;
-  spec.kernel = NV_TEST_GUEST_PATH;
-  spec.initramfs = dir_ / "initramfs.img";
-  spec.memory_mib = 128;  // the VMM keeps 64 MiB below the initramfs for the kernel
-  spec.cmdline = "test=vsock port=1024";
+  const VmSpec spec = vsockGuestSpec("builtin-agent");
   BuiltinDriver driver(driverOptions());
   auto vm = driver.create(spec);
   ASSERT_TRUE(vm) << vm.error().message();
@@ -209,14 +215,7 @@ TEST_F(BuiltinDriverTest, AgentSocket_BridgedToGuestVsockPort1024) {
 
 TEST_F(BuiltinDriverTest, Jail_VmmIsSeccompedUnprivilegedInItsOwnNamespacesAndCgroup) {
   if (::geteuid() != 0) GTEST_SKIP() << "the VMM jail needs root";
-  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
-  VmSpec spec;
-  spec.id = "builtin-jail";
-  spec.dir = dir_;
-  spec.kernel = NV_TEST_GUEST_PATH;
-  spec.initramfs = dir_ / "initramfs.img";
-  spec.memory_mib = 128;
-  spec.cmdline = "test=vsock port=1024";
+  const VmSpec spec = vsockGuestSpec("builtin-jail");
   BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});  // jail and cgroup: defaults
   auto vm = driver.create(spec);
   ASSERT_TRUE(vm) << vm.error().message();
@@ -338,14 +337,7 @@ TEST_F(BuiltinDriverTest, Jail_VmmIsSeccompedUnprivilegedInItsOwnNamespacesAndCg
 
 TEST_F(BuiltinDriverTest, OwnerGone_ReapOrphanedBuiltinEndsTheVmmAndRemovesItsCgroupAndJail) {
   if (::geteuid() != 0) GTEST_SKIP() << "the VMM jail needs root";
-  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
-  VmSpec spec;
-  spec.id = "builtin-orphan";
-  spec.dir = dir_;
-  spec.kernel = NV_TEST_GUEST_PATH;
-  spec.initramfs = dir_ / "initramfs.img";
-  spec.memory_mib = 128;
-  spec.cmdline = "test=vsock port=1024";
+  const VmSpec spec = vsockGuestSpec("builtin-orphan");
   BuiltinDriver driver(BuiltinOptions{.binary = NV_VMM_BINARY});
   auto vm = driver.create(spec);
   ASSERT_TRUE(vm) << vm.error().message();
@@ -379,14 +371,7 @@ TEST_F(BuiltinDriverTest, SeccompViolationInTheVmm_ReportedInOneLine) {
   // nanovisor-vmm's test hook (the driver passes exactly this variable on, into the jail
   // too): its vCPU thread makes a syscall its seccomp filter forbids right after installing
   // it, which kills the VMM with SIGSYS.
-  std::ofstream(dir_ / "initramfs.img") << "unused by the test guest";
-  VmSpec spec;
-  spec.id = "builtin-sigsys";
-  spec.dir = dir_;
-  spec.kernel = NV_TEST_GUEST_PATH;
-  spec.initramfs = dir_ / "initramfs.img";
-  spec.memory_mib = 128;
-  spec.cmdline = "test=vsock port=1024";
+  const VmSpec spec = vsockGuestSpec("builtin-sigsys");
   BuiltinDriver driver(driverOptions());
   ::setenv("NANOVISOR_VMM_TEST_FORBIDDEN_SYSCALL", "vcpu", 1);
   auto vm = driver.create(spec);

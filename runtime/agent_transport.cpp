@@ -149,7 +149,7 @@ Result<std::unique_ptr<AgentClient>> AgentClient::connect(const std::filesystem:
   Result<UniqueFd> fd = fail(Errc::kUnavailable, "not tried");
   while (!(fd = connectUnixSocket(socket))) {
     if (std::chrono::steady_clock::now() >= deadline) return tl::unexpected(fd.error());
-    std::this_thread::sleep_for(milliseconds(5));
+    std::this_thread::sleep_for(milliseconds(1));
   }
   return std::make_unique<AgentClient>(makeUnixTransport(std::move(*fd)));
 }

@@ -33,6 +33,7 @@ std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); 
 
 HostCapabilities probeUncached(const RuntimeConfig& config) {
   HostCapabilities caps;
+  caps.tsc_khz = hostTscKhz();
   UniqueFd kvm(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
   if (!kvm) {
     caps.kvm_detail = std::string("/dev/kvm: ") + std::strerror(errno);
@@ -61,10 +62,12 @@ HostCapabilities probeHost(const RuntimeConfig& config) {
   {
     std::ifstream in(cache);
     auto j = nlohmann::json::parse(in, nullptr, false);
-    if (!j.is_discarded() && j.is_object() && j.value("boot_id", "") == boot) {
+    if (!j.is_discarded() && j.is_object() && j.value("boot_id", "") == boot &&
+        j.contains("tsc_khz")) {
       return {.kvm_usable = j.value("kvm_usable", false),
               .kvm_unmodified_guests = j.value("kvm_unmodified_guests", false),
-              .kvm_detail = j.value("kvm_detail", "")};
+              .kvm_detail = j.value("kvm_detail", ""),
+              .tsc_khz = j.value("tsc_khz", uint64_t{0})};
     }
   }
   HostCapabilities caps = probeUncached(config);
@@ -74,7 +77,8 @@ HostCapabilities probeHost(const RuntimeConfig& config) {
   out << nlohmann::json{{"boot_id", boot},
                         {"kvm_usable", caps.kvm_usable},
                         {"kvm_unmodified_guests", caps.kvm_unmodified_guests},
-                        {"kvm_detail", caps.kvm_detail}}
+                        {"kvm_detail", caps.kvm_detail},
+                        {"tsc_khz", caps.tsc_khz}}
              .dump();
   return caps;
 }

@@ -23,6 +23,7 @@ struct HostCapabilities {
   bool kvm_usable = false;             // /dev/kvm opens read-write
   bool kvm_unmodified_guests = false;  // KVM delivers exceptions through a guest IDT
   std::string kvm_detail;
+  uint64_t tsc_khz = 0;                // hostTscKhz(), measured once per boot with the rest
 };
 
 // Probes KVM once per boot of the host and caches the answer in <state_dir>/host-probe.json.

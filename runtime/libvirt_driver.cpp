@@ -307,7 +307,9 @@ Result<std::unique_ptr<Vm>> LibvirtDriver::create(const VmSpec& spec) {
   NV_TRY(spec.validate());
   NV_ASSIGN_OR_RETURN(ConnectPtr conn, openConnection(options_.uri));
   LibvirtOptions options = options_;
-  if (options.accel == Accel::kTcg) options.guest_tsc_khz = hostTscKhz();
+  if (options.accel == Accel::kTcg && options.guest_tsc_khz == 0) {
+    options.guest_tsc_khz = hostTscKhz();  // not given by the caller (probeHost caches it)
+  }
   std::string xml = libvirtDomainXml(spec, options);
   log::get("libvirt")->debug("domain XML:\n{}", xml);
   // Not AUTODESTROY: libvirtd destroys such domains when it stops or restarts (the client

@@ -333,7 +333,9 @@ Result<std::unique_ptr<Vm>> QemuDriver::create(const VmSpec& spec) {
   VmSpec seen = spec;
   QemuOptions options = options_;
   options.binary = binary.string();
-  if (options.accel == Accel::kTcg) options.guest_tsc_khz = hostTscKhz();
+  if (options.accel == Accel::kTcg && options.guest_tsc_khz == 0) {
+    options.guest_tsc_khz = hostTscKhz();  // not given by the caller (probeHost caches it)
+  }
   seen.dir = vm_dir;
   std::optional<JailSpec> jail;
   if (options_.jail) {

@@ -26,7 +26,7 @@ Result<QmpClient> QmpClient::connect(const std::filesystem::path& socket,
     if (std::chrono::steady_clock::now() >= deadline) {
       return tl::unexpected(fd.error().wrap("QMP"));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   QmpClient client(std::move(*fd));
   NV_ASSIGN_OR_RETURN(auto greeting, client.readMessage(deadline));

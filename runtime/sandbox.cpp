@@ -75,15 +75,17 @@ void wipeSecrets(std::vector<SecretVolumeConfig>& volumes) {
 }
 
 Result<std::unique_ptr<Driver>> makeDriver(const std::string& name, const RuntimeConfig& config,
-                                           bool kvm_unmodified_guests) {
-  const Accel accel = kvm_unmodified_guests ? Accel::kKvm : Accel::kTcg;
+                                           const HostCapabilities& caps) {
+  const Accel accel = caps.kvm_unmodified_guests ? Accel::kKvm : Accel::kTcg;
+  const uint64_t tsc_khz = accel == Accel::kTcg ? caps.tsc_khz : 0;
   if (name == "qemu") {
     return std::make_unique<QemuDriver>(
         QemuOptions{.binary = config.qemu_binary, .accel = accel, .jail = config.jail,
-                    .cgroup = config.cgroups});
+                    .cgroup = config.cgroups, .guest_tsc_khz = tsc_khz});
   }
   if (name == "libvirt") {
-    return std::make_unique<LibvirtDriver>(LibvirtOptions{.uri = config.libvirt_uri, .accel = accel});
+    return std::make_unique<LibvirtDriver>(
+        LibvirtOptions{.uri = config.libvirt_uri, .accel = accel, .guest_tsc_khz = tsc_khz});
   }
   if (name == "builtin") {
     return std::make_unique<BuiltinDriver>(BuiltinOptions{
@@ -109,7 +111,7 @@ Result<void> Sandbox::boot() {
   if (driver_name == "builtin" && runtime_.hypervisor == "auto" && !config_.volumes.empty()) {
     driver_name = "qemu";
   }
-  NV_ASSIGN_OR_RETURN(driver_, makeDriver(driver_name, runtime_, caps.kvm_unmodified_guests));
+  NV_ASSIGN_OR_RETURN(driver_, makeDriver(driver_name, runtime_, caps));
   NV_ASSIGN_OR_RETURN(auto dir, store_.create(config_.id));
 
   state_.id = config_.id;

@@ -21,6 +21,7 @@
 #include "runtime/agent_client.h"
 #include "runtime/agent_proxy.h"
 #include "runtime/config.h"
+#include "runtime/host_probe.h"
 #include "runtime/state.h"
 #include "runtime/stdio.h"
 #include "runtime/vm.h"
@@ -103,10 +104,11 @@ struct ContainerConfig {
 // A VM's console log is kept within two files of this size (ConsoleLogCap).
 inline constexpr uint64_t kConsoleLogMaxBytes = 4 << 20;
 
-// Makes the driver `name` (builtin, qemu, libvirt; not "auto": resolve it first).
+// Makes the driver `name` (builtin, qemu, libvirt; not "auto": resolve it first) for this
+// host: KVM or TCG, and under TCG the guest clock from the probe's cached TSC frequency.
 [[nodiscard]] Result<std::unique_ptr<Driver>> makeDriver(const std::string& name,
                                                          const RuntimeConfig& config,
-                                                         bool kvm_unmodified_guests);
+                                                         const HostCapabilities& caps);
 
 class Sandbox {
  public:

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The KVM test guest: a freestanding, polling, IDT-free program. The kernel cmdline picks the
 // test ("test=serial", "test=bootinfo", "test=reset", "test=smp", "test=blk", "test=vsock",
-// "test=api", "test=rng", "test=idle"); it runs under nanovisor-vmm and under QEMU microvm
+// "test=api", "test=rng", "test=net", "test=idle"); it runs under nanovisor-vmm and under QEMU microvm
 // (PVH entry; virtio-mmio found at either machine's addresses). Results are
 // printed on the 8250 at 0x3F8 and the guest ends by writing a status to the debug-exit port
 // 0xF4 (0x31 = pass, 0x33 = fail) or through the i8042 reset.
@@ -549,10 +549,17 @@ static void test_api(void) {
 }
 
 // --- virtio-vsock polling echo driver (any virtio-mmio window with device id 19).
+// RW payloads are echoed straight from their RX buffers, which wait (pending) until the host
+// has credit for the echo. RX buffers must not all wait on that credit, though: the host's
+// CREDIT_UPDATE needs a free RX buffer to arrive in (all 32 pending = a deadlock, seen once the
+// host reader was slow). So while out of credit with half the ring pending, the payloads are
+// parked in vs_buf (the buf_alloc we advertise, so the host's credit bounds it) and their RX
+// buffers reposted.
 #define VQ 32
 #define RXBUF 4096
 #define VS_HDR 44
 #define VS_BUF_ALLOC (128 * 1024)
+#define VS_MAX_PAYLOAD (64 * 1024)  // per packet (virtio-vsock devices cap it there)
 struct vavail32 {
   uint16_t flags, idx, ring[VQ], used_event;
 };
@@ -576,6 +583,8 @@ static uint16_t vs_avail_idx[2], vs_used_seen[2];
 static uint64_t vs_base;
 static uint32_t vs_guest_port = 1234, vs_host_port;
 static uint32_t vs_tx_cnt, vs_fwd_cnt, vs_peer_buf, vs_peer_fwd;
+static uint8_t vs_buf[VS_BUF_ALLOC] __attribute__((aligned(4096)));
+static uint32_t vs_park_in, vs_park_out;  // bytes parked in / echoed from vs_buf (wrapping)
 
 static void vs_kick(int q) { mmio_write(vs_base + 0x050, (uint32_t)q); }
 
@@ -633,7 +642,10 @@ static void vs_send(uint16_t op, uint32_t flags, const void* payload, uint32_t l
   barrier();
   vs_kick(1);
   for (uint64_t spins = 0; *(volatile uint16_t*)&vs_used[1].idx == vs_used_seen[1]; spins++) {
-    if (spins > 4000000000ULL) finish(FAIL);
+    if (spins > 4000000000ULL) {
+      puts_raw("vsock TX packet never used\n");
+      finish(FAIL);
+    }
     __asm__ volatile("pause");
   }
   vs_used_seen[1]++;
@@ -642,6 +654,23 @@ static void vs_send(uint16_t op, uint32_t flags, const void* payload, uint32_t l
 static uint32_t vs_peer_free(void) {
   uint32_t in_flight = vs_tx_cnt - vs_peer_fwd;
   return in_flight >= vs_peer_buf ? 0 : vs_peer_buf - in_flight;
+}
+
+// The stuck state, for the console when the echo stops making progress.
+static void vs_report_stuck(int pending) {
+  puts_raw("vsock stuck: pending ");
+  put_dec((uint64_t)pending);
+  puts_raw(" parked ");
+  put_dec(vs_park_in - vs_park_out);
+  puts_raw(" echoed ");
+  put_dec(vs_fwd_cnt);
+  puts_raw(" peer_free ");
+  put_dec(vs_peer_free());
+  puts_raw("\n");
+}
+
+static void copy_bytes(void* dst, const void* src, uint64_t n) {
+  __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
 
 static void test_vsock(void) {
@@ -657,10 +686,14 @@ static void test_vsock(void) {
     vs_guest_port = (uint32_t)port;
   }
   uint16_t pending[VQ];
-  int pend_head = 0, pend_count = 0, asked = 0, need_kick = 0;
-  uint64_t echoed = 0;
+  int pend_head = 0, pend_count = 0, asked = 0;
+  uint64_t echoed = 0, credit_requests = 0;
   for (uint64_t idle = 0;; idle++) {
-    if (idle > 4000000000ULL) finish(FAIL);
+    if (idle > 4000000000ULL) {
+      vs_report_stuck(pend_count);
+      finish(FAIL);
+    }
+    int reposted = 0;
     while (*(volatile uint16_t*)&vs_used[0].idx != vs_used_seen[0]) {
       idle = 0;
       barrier();
@@ -694,11 +727,14 @@ static void test_vsock(void) {
           vs_send(3, 0, 0, 0);
           puts_raw("vsock echoed ");
           put_dec(echoed);
-          puts_raw(" bytes\n");
+          puts_raw(" bytes\nvsock credit requests ");
+          put_dec(credit_requests);
+          puts_raw("\n");
           finish(PASS);
           break;
-        case 5:  // RW: echo it later (keeps the buffer until sent)
-          if (pend_count >= VQ) finish(FAIL);
+        case 5:  // RW: echoed below, after anything parked
+          if (h->len > RXBUF - VS_HDR || pend_count >= VQ) finish(FAIL);
+          if (h->len == 0) break;
           pending[(pend_head + pend_count++) % VQ] = id;
           repost = 0;
           break;
@@ -710,32 +746,278 @@ static void test_vsock(void) {
       }
       if (repost) {
         vs_post_rx(id);
-        need_kick = 1;
+        reposted = 1;
       }
     }
-    int reposted = need_kick;
-    need_kick = 0;
-    while (pend_count > 0) {
-      uint16_t id = pending[pend_head];
-      const struct vs_hdr* h = (const struct vs_hdr*)vs_rx[id];
-      uint32_t len = h->len;
-      if (len > RXBUF - VS_HDR) finish(FAIL);
-      if (vs_peer_free() < len) {
-        if (!asked) vs_send(7, 0, 0, 0);  // CREDIT_REQUEST
+    // Echo in order: parked bytes (in part if credit is short), then pending RW buffers.
+    for (;;) {
+      uint32_t free = vs_peer_free(), len = 0;
+      const uint8_t* data = 0;
+      int parked = vs_park_in != vs_park_out;
+      if (parked) {
+        uint32_t at = vs_park_out % VS_BUF_ALLOC;
+        len = vs_park_in - vs_park_out;
+        if (len > VS_BUF_ALLOC - at) len = VS_BUF_ALLOC - at;  // up to the wrap
+        if (len > VS_MAX_PAYLOAD) len = VS_MAX_PAYLOAD;
+        if (len > free) len = free;
+        data = vs_buf + at;
+      } else if (pend_count > 0) {
+        uint16_t id = pending[pend_head];
+        len = ((const struct vs_hdr*)vs_rx[id])->len;
+        if (len > free) len = 0;
+        data = vs_rx[id] + VS_HDR;
+      } else {
+        break;
+      }
+      if (len == 0) {  // out of credit
+        if (!asked) {
+          vs_send(7, 0, 0, 0);  // CREDIT_REQUEST (the host also updates on its own)
+          credit_requests++;
+        }
         asked = 1;
+        while (pend_count >= VQ / 2 && pend_count > 0) {  // park, freeing the RX buffers
+          uint16_t id = pending[pend_head];
+          uint32_t n = ((const struct vs_hdr*)vs_rx[id])->len;
+          if (vs_park_in - vs_park_out + n > VS_BUF_ALLOC) {
+            puts_raw("vsock host overran our buf_alloc\n");
+            finish(FAIL);
+          }
+          uint32_t at = vs_park_in % VS_BUF_ALLOC;
+          uint32_t first = n < VS_BUF_ALLOC - at ? n : VS_BUF_ALLOC - at;
+          copy_bytes(vs_buf + at, vs_rx[id] + VS_HDR, first);
+          copy_bytes(vs_buf, vs_rx[id] + VS_HDR + first, n - first);
+          vs_park_in += n;
+          pend_head = (pend_head + 1) % VQ;
+          pend_count--;
+          vs_post_rx(id);
+          reposted = 1;
+        }
         break;
       }
       asked = 0;
-      vs_fwd_cnt += len;
-      vs_send(5, 0, vs_rx[id] + VS_HDR, len);
+      idle = 0;
+      vs_fwd_cnt += len;  // vs_send returns once the device took the bytes
+      vs_send(5, 0, data, len);
       vs_tx_cnt += len;
       echoed += len;
-      pend_head = (pend_head + 1) % VQ;
-      pend_count--;
-      vs_post_rx(id);
-      reposted = 1;
+      if (parked) {
+        vs_park_out += len;
+      } else {
+        vs_post_rx(pending[pend_head]);
+        pend_head = (pend_head + 1) % VQ;
+        pend_count--;
+        reposted = 1;
+      }
     }
     if (reposted) vs_kick(0);
+    __asm__ volatile("pause");
+  }
+}
+
+
+// --- virtio-net polling driver (device id 1, VERSION_1 + MAC): frames of ethertype 0x88B5.
+// mode=echo: sends a hello frame (0x88B7), then echoes every 0x88B5 frame back with the MAC
+// addresses swapped and byte 14 inverted, until a 0x88B6 frame ends the test; prints the count
+// and the byte sum of what it received. mode=send count=N size=S: sends N broadcast frames of
+// S bytes (seq in bytes 14..17, then byte i = (seq % 32) * 7 + i) and ends once the device has
+// taken them all.
+#define NQ 32
+#define NBUF 2048
+#define NET_HDR 12
+static struct vdesc net_desc[2][NQ] __attribute__((aligned(4096)));
+static struct vavail32 net_avail[2] __attribute__((aligned(4096)));
+static struct vused32 net_used[2] __attribute__((aligned(4096)));
+static uint8_t net_rx[NQ][NBUF] __attribute__((aligned(4096)));
+static uint8_t net_tx[NQ][NBUF] __attribute__((aligned(4096)));
+static uint16_t net_avail_idx[2], net_used_seen[2];
+static uint64_t net_base;
+static uint8_t net_mac[6];
+
+// Word-at-a-time helpers: every guest instruction is emulated on some hosts (PVM), so the
+// echo path touches each frame 8 bytes at a time.
+typedef uint64_t __attribute__((may_alias, aligned(1))) u64_unaligned;
+static void net_copy(uint8_t* d, const uint8_t* s, uint32_t n) {
+  for (; n >= 8; n -= 8, d += 8, s += 8) *(u64_unaligned*)d = *(const u64_unaligned*)s;
+  while (n--) *d++ = *s++;
+}
+static uint64_t net_byte_sum(const uint8_t* p, uint32_t n) {
+  uint64_t sum = 0;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w = *(const u64_unaligned*)p;
+    uint64_t x = (w & 0x00FF00FF00FF00FFULL) + ((w >> 8) & 0x00FF00FF00FF00FFULL);
+    x += x >> 16;
+    x += x >> 32;
+    sum += x & 0xFFFF;
+  }
+  while (n--) sum += *p++;
+  return sum;
+}
+
+static void net_kick(int q) { mmio_write(net_base + 0x050, (uint32_t)q); }
+
+static void net_post_rx(uint16_t i) {
+  net_avail[0].ring[net_avail_idx[0] % NQ] = i;
+  barrier();
+  net_avail[0].idx = ++net_avail_idx[0];
+  barrier();
+}
+
+static int net_init(void) {
+  net_base = find_virtio(1);
+  if (!net_base) {
+    puts_raw("no virtio-net\n");
+    return 0;
+  }
+  uint64_t b = net_base;
+  mmio_write(b + 0x070, 0);
+  mmio_write(b + 0x070, 1 | 2);
+  mmio_write(b + 0x014, 0);
+  if ((mmio_read(b + 0x010) & (1u << 5)) == 0) {
+    puts_raw("virtio-net offers no MAC\n");
+    return 0;
+  }
+  mmio_write(b + 0x024, 0);
+  mmio_write(b + 0x020, 1u << 5);  // VIRTIO_NET_F_MAC
+  mmio_write(b + 0x024, 1);
+  mmio_write(b + 0x020, 1);  // VERSION_1
+  mmio_write(b + 0x070, 1 | 2 | 8);
+  if ((mmio_read(b + 0x070) & 8) == 0) return 0;
+  for (int q = 0; q < 2; q++) {
+    mmio_write(b + 0x030, (uint32_t)q);
+    if (mmio_read(b + 0x034) < NQ) return 0;
+    mmio_write(b + 0x038, NQ);
+    mmio_write(b + 0x080, (uint32_t)(uint64_t)net_desc[q]);
+    mmio_write(b + 0x084, 0);
+    mmio_write(b + 0x090, (uint32_t)(uint64_t)&net_avail[q]);
+    mmio_write(b + 0x094, 0);
+    mmio_write(b + 0x0A0, (uint32_t)(uint64_t)&net_used[q]);
+    mmio_write(b + 0x0A4, 0);
+    mmio_write(b + 0x044, 1);
+  }
+  for (uint16_t i = 0; i < NQ; i++) {
+    net_desc[0][i] = (struct vdesc){(uint64_t)net_rx[i], NBUF, 2, 0};
+    net_post_rx(i);
+  }
+  mmio_write(b + 0x070, 1 | 2 | 8 | 4);
+  static const char digits[] = "0123456789abcdef";
+  puts_raw("net mac ");
+  for (int i = 0; i < 6; i++) {
+    net_mac[i] = *(volatile uint8_t*)(b + 0x100 + (uint64_t)i);
+    if (i) putc_raw(':');
+    putc_raw(digits[net_mac[i] >> 4]);
+    putc_raw(digits[net_mac[i] & 15]);
+  }
+  puts_raw("\n");
+  net_kick(0);
+  return 1;
+}
+
+// Waits until the device has taken every tx frame but `keep`.
+static void net_tx_drain(uint16_t keep) {
+  for (uint64_t spins = 0;; spins++) {
+    net_used_seen[1] = *(volatile uint16_t*)&net_used[1].idx;
+    if ((uint16_t)(net_avail_idx[1] - net_used_seen[1]) <= keep) return;
+    if (spins > 4000000000ULL) finish(FAIL);
+    __asm__ volatile("pause");
+  }
+}
+
+// Queues tx slot `slot` (header + frame already in net_tx[slot]) and kicks.
+static void net_tx_post(uint16_t slot, uint32_t len) {
+  net_desc[1][slot] = (struct vdesc){(uint64_t)net_tx[slot], NET_HDR + len, 0, 0};
+  net_avail[1].ring[net_avail_idx[1] % NQ] = slot;
+  barrier();
+  net_avail[1].idx = ++net_avail_idx[1];
+  barrier();
+  net_kick(1);
+}
+
+// A free tx slot (frames complete in order: slot = avail index modulo the queue).
+static uint8_t* net_tx_slot(uint16_t* slot) {
+  net_tx_drain(NQ - 1);
+  *slot = net_avail_idx[1] % NQ;
+  memset(net_tx[*slot], 0, NET_HDR);
+  return net_tx[*slot] + NET_HDR;
+}
+
+static void test_net(void) {
+  if (!net_init()) finish(FAIL);
+  char value[24];
+  int send = cmdline_get(g_cmdline, "mode=", value, sizeof value) && value[0] == 's';
+  uint16_t slot;
+  if (send) {
+    uint64_t count = cmdline_get(g_cmdline, "count=", value, sizeof value) ? parse_dec(value) : 100;
+    uint64_t size = cmdline_get(g_cmdline, "size=", value, sizeof value) ? parse_dec(value) : 1514;
+    if (size < 18 || size > NBUF - NET_HDR) finish(FAIL);
+    // Byte loops are slow on some hosts (PVM): fill each slot's payload once; a frame then
+    // only gets its seq.
+    for (uint16_t s = 0; s < NQ; s++) {
+      uint8_t* f = net_tx[s] + NET_HDR;
+      for (uint64_t i = 18; i < size; i++) f[i] = (uint8_t)(s * 7 + i);
+    }
+    for (uint64_t seq = 0; seq < count; seq++) {
+      uint8_t* f = net_tx_slot(&slot);
+      memset(f, 0xFF, 6);
+      memcpy(f + 6, net_mac, 6);
+      f[12] = 0x88;
+      f[13] = 0xB5;
+      memcpy(f + 14, &seq, 4);
+      net_tx_post(slot, (uint32_t)size);
+    }
+    net_tx_drain(0);
+    puts_raw("net sent ");
+    put_dec(count);
+    puts_raw(" frames\n");
+    finish(PASS);
+  }
+  // Echo mode: say hello (the host starts sending once it sees this).
+  uint8_t* hello = net_tx_slot(&slot);
+  memset(hello, 0xFF, 6);
+  memcpy(hello + 6, net_mac, 6);
+  hello[12] = 0x88;
+  hello[13] = 0xB7;
+  memset(hello + 14, 0, 46);
+  net_tx_post(slot, 60);
+  uint64_t frames = 0, sum = 0, others = 0;
+  for (uint64_t idle = 0;; idle++) {
+    if (idle > 40000000000ULL) finish(FAIL);
+    int reposted = 0;
+    while (*(volatile uint16_t*)&net_used[0].idx != net_used_seen[0]) {
+      idle = 0;
+      barrier();
+      struct vused_elem e = net_used[0].ring[net_used_seen[0] % NQ];
+      net_used_seen[0]++;
+      if (e.id >= NQ || e.len < NET_HDR || e.len > NBUF) finish(FAIL);
+      const uint8_t* h = net_rx[e.id];
+      if (h[10] != 1 || h[11] != 0 || h[0] != 0) finish(FAIL);  // num_buffers 1, no flags
+      const uint8_t* f = h + NET_HDR;
+      uint32_t flen = e.len - NET_HDR;
+      if (flen >= 14 && f[12] == 0x88 && f[13] == 0xB5) {
+        frames++;
+        sum += net_byte_sum(f, flen);
+        uint8_t* out = net_tx_slot(&slot);
+        memcpy(out, f + 6, 6);
+        memcpy(out + 6, f, 6);
+        net_copy(out + 12, f + 12, flen - 12);
+        if (flen > 14) out[14] = (uint8_t)~f[14];
+        net_tx_post(slot, flen);
+      } else if (flen >= 14 && f[12] == 0x88 && f[13] == 0xB6) {
+        net_tx_drain(0);
+        puts_raw("net echoed ");
+        put_dec(frames);
+        puts_raw(" frames sum ");
+        put_dec(sum);
+        puts_raw(" ignored ");
+        put_dec(others);
+        puts_raw("\n");
+        finish(PASS);
+      } else {
+        others++;  // the host's own traffic (IPv6 and the like)
+      }
+      net_post_rx((uint16_t)e.id);
+      reposted = 1;
+    }
+    if (reposted) net_kick(0);
     __asm__ volatile("pause");
   }
 }
@@ -765,6 +1047,8 @@ void guest_main(const uint8_t* bp, uint64_t cpu) {
     test_blk();
   } else if (str_eq_prefix(test, "vsock")) {
     test_vsock();
+  } else if (str_eq_prefix(test, "net")) {
+    test_net();
   } else if (str_eq_prefix(test, "rng")) {
     test_rng();
   } else if (str_eq_prefix(test, "api")) {

@@ -293,6 +293,43 @@ TEST_F(VmmApiTest, ShutdownIgnoredByGuest_VmmStopsAtDeadline) {
   EXPECT_EQ(readAll(console_).find("ctrl-alt-del: rebooting"), std::string::npos);
 }
 
+TEST_F(VmmApiTest, DescribeAndStats_ShowTheVirtioNetDevice) {
+  if (::access("/dev/net/tun", F_OK) != 0) {
+    GTEST_SKIP() << "/dev/net/tun is missing";
+  }
+  // The VMM creates the tap itself (not persistent: it goes with the VMM). Nobody brings it up,
+  // so the guest's hello frame is refused by the tap: a drop and a tap error, counted.
+  const std::string tap = "nva" + std::to_string(::getpid() % 1000000);
+  ASSERT_NO_FATAL_FAILURE(
+      start("test=net mode=echo", {},
+            {"--net", "tap=" + tap + ",mac=52:54:00:00:00:07,bps=10m,pps=1000"}));
+  ASSERT_TRUE(waitConsole("net mac 52:54:00:00:00:07\n")) << readAll(dir_ / "vmm.log");
+  auto described = call<pb::DescribeResponse>("Describe", pb::DescribeRequest{});
+  ASSERT_TRUE(described) << described.error().message();
+  ASSERT_EQ(described->nets_size(), 1);
+  EXPECT_EQ(described->nets(0).index(), 0U);
+  EXPECT_EQ(described->nets(0).tap(), tap);
+  EXPECT_EQ(described->nets(0).tap_fd(), -1);
+  EXPECT_EQ(described->nets(0).mac(), "52:54:00:00:00:07");
+  EXPECT_EQ(described->nets(0).bps(), "10485760");  // bytes/s, as formatRateLimit
+  EXPECT_EQ(described->nets(0).pps(), "1000");
+  pb::StatsResponse stats;
+  ASSERT_TRUE(waitFor([&] {
+    auto s = call<pb::StatsResponse>("Stats", pb::StatsRequest{});
+    if (s) stats = *s;
+    return s && stats.nets_size() == 1 &&
+           stats.nets(0).tx_frames() + stats.nets(0).tx_dropped() == 1;
+  })) << stats.DebugString() << readAll(dir_ / "vmm.log");
+  EXPECT_EQ(stats.nets(0).index(), 0U);
+  EXPECT_EQ(stats.nets(0).tx_dropped(), stats.nets(0).tap_errors());
+  EXPECT_EQ(stats.nets(0).tx_bytes(), stats.nets(0).tx_frames() * 60);
+  EXPECT_EQ(stats.nets(0).rx_frames(), 0U);
+  EXPECT_EQ(stats.nets(0).queue_errors(), 0U);
+  EXPECT_EQ(stats.nets(0).tx_throttled(), 0U);
+  ASSERT_TRUE(call<pb::KillResponse>("Kill", pb::KillRequest{}));
+  EXPECT_EQ(waitExit(), 0);
+}
+
 // --- seccomp: every thread of the running VMM is filtered; the test hook's forbidden syscall
 // kills it with SIGSYS (docs/security.md).
 

@@ -12,6 +12,7 @@
 //   dead owner (what the shim's `delete` does);
 // - `nanovisor-vmm probe` answers, and `auto` follows its (cached) answer.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -185,6 +186,10 @@ TEST_F(BuiltinDriverTest, AgentSocket_BridgedToGuestVsockPort1024) {
   ASSERT_TRUE((*vm)->resume());
   auto fd = connectUnixSocket((*vm)->agentSocket());
   ASSERT_TRUE(fd) << fd.error().message();
+  // A stalled echo fails (short count) after 60 s without progress instead of hanging.
+  const timeval stall{.tv_sec = 60, .tv_usec = 0};
+  ASSERT_EQ(::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof stall), 0);
+  ASSERT_EQ(::setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof stall), 0);
   std::string sent(1 << 20, '\0');
   std::mt19937 rng(7);
   for (auto& c : sent) c = static_cast<char>(rng());

@@ -300,8 +300,16 @@ void reapOrphanedBuiltin(const std::filesystem::path& dir, const std::string& id
     std::ifstream in("/proc/" + std::to_string(vmm_pid) + "/cmdline");
     const std::string cmdline{std::istreambuf_iterator<char>(in), {}};
     const std::string nul(1, '\0');
-    for (const auto& sock : {std::string("/vm/vmm.sock"), (dir / "vm" / "vmm.sock").string()}) {
-      ours = ours || cmdline.find(nul + "--api-sock" + nul + sock + nul) != std::string::npos;
+    auto has = [&](const std::string& sock) {
+      return cmdline.find(nul + "--api-sock" + nul + sock + nul) != std::string::npos;
+    };
+    if (has((dir / "vm" / "vmm.sock").string())) {
+      ours = true;
+    } else if (has("/vm/vmm.sock")) {
+      // Every jailed VMM says /vm/vmm.sock: this sandbox's is also in its cgroup.
+      std::ifstream cgroups("/proc/" + std::to_string(vmm_pid) + "/cgroup");
+      const std::string groups{std::istreambuf_iterator<char>(cgroups), {}};
+      ours = groups.find("/nanovisor-" + id + "-") != std::string::npos;
     }
   }
   reapOrphanedVmm(dir, id, ours ? vmm_pid : 0);

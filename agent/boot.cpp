@@ -134,7 +134,7 @@ Result<std::string> findSerialPort(const std::string& name, int timeout_ms,
     if (std::chrono::steady_clock::now() >= deadline) {
       return fail(Errc::kNotFound, "no virtio-serial port named " + name);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 }
 

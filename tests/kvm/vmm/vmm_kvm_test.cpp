@@ -435,6 +435,7 @@ struct Echo {
   std::string got;
   size_t sent = 0;
   std::string failure;  // empty once every byte came back
+  int fd = -1;          // acceptAndEcho: the guest's connection, for the caller to close
 };
 
 // Sends `data` on `fd` and reads the echo at the same time, from one poll loop on the
@@ -520,6 +521,20 @@ Echo echoThrough(int fd, const std::string& data, size_t pause_after = 0) {
   return r;
 }
 
+// The guest's connection on `listener`, then the echo of `data` through it (echoThrough).
+Echo acceptAndEcho(int listener, const std::string& data) {
+  const int fd = acceptWithin(listener);
+  if (fd < 0) {
+    Echo echo;
+    echo.failure =
+        "the guest did not connect within " + std::to_string(kStallDeadline.count()) + " s";
+    return echo;
+  }
+  Echo echo = echoThrough(fd, data);
+  echo.fd = fd;
+  return echo;
+}
+
 std::string randomBytes(size_t n) {
   std::mt19937_64 rng(42);
   std::string out(n, '\0');
@@ -588,18 +603,11 @@ TEST_F(VmmKvmTest, Vsock_GuestInitiated_ConnectsToUdsPortAndEchoes16MiB) {
   VmExit exit;
   std::thread runner([&] { exit = (*vmm)->run(); });
   const std::string data = randomBytes(16 << 20);
-  Echo echo;
-  int fd = acceptWithin(listener);
-  if (fd < 0) {
-    echo.failure = "the guest did not connect within " + std::to_string(kStallDeadline.count()) +
-                   " s";
-  } else {
-    echo = echoThrough(fd, data);
-  }
+  Echo echo = acceptAndEcho(listener, data);
   if (!echo.failure.empty()) {
     (*vmm)->stop(StopReason::kHost, 0, "test: " + echo.failure);
   }
-  if (fd >= 0) ::close(fd);
+  if (echo.fd >= 0) ::close(echo.fd);
   runner.join();
   ::close(listener);
   console_ = readAll(c.console);
@@ -759,18 +767,11 @@ TEST_F(VmmKvmTest, BinarySeccomp_VsockGuestInitiatedEchoes16MiB) {
                                 (dir_ / "console.log").string()},
                                dir_ / "vmm.log");
   const std::string data = randomBytes(16 << 20);
-  Echo echo;
-  int fd = acceptWithin(listener);
-  if (fd < 0) {
-    echo.failure = "the guest did not connect within " + std::to_string(kStallDeadline.count()) +
-                   " s";
-  } else {
-    echo = echoThrough(fd, data);
-  }
+  Echo echo = acceptAndEcho(listener, data);
   if (!echo.failure.empty()) {
     (void)vmm.signal(SIGKILL);  // a hang: do not wait for it
   }
-  if (fd >= 0) ::close(fd);
+  if (echo.fd >= 0) ::close(echo.fd);
   ::close(listener);
   const int status = waitBinary(vmm);
   console_ = readAll(dir_ / "console.log");

@@ -120,7 +120,7 @@ std::vector<CheckItem> hostChecks(const RuntimeConfig& config) {
                    kvm_group ? "yes" : "mode is root-only",
                    "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm (udev does this on most hosts)"});
 
-  const uint64_t tsc_khz = hostTscKhz();
+  const uint64_t tsc_khz = caps.tsc_khz;  // measured with the probe, cached per boot
   items.push_back({"guest clock under TCG (host TSC constant and nonstop)", tsc_khz != 0, false,
                    tsc_khz != 0 ? tcgClockCmdline(tsc_khz) : "no: TCG guests tick at HZ when idle",
                    "a host whose CPU flags include constant_tsc and nonstop_tsc"});

@@ -9,6 +9,22 @@
 #include "vmm/devices/virtio/net/net.h"
 
 namespace nv::vmm {
+namespace {
+
+// One of a device's two limits from its option's value: bytes/s (`bytes`) or operations/s
+// (requests, frames); an error names the flag and the option.
+Result<void> setRateLimit(DiskRateLimit& limit, bool bytes, const std::string& value,
+                          const char* flag, const std::string& option) {
+  auto parsed = parseRateLimit(value, bytes ? RateUnit::kBytes : RateUnit::kOps);
+  if (!parsed) {
+    return fail(Errc::kInvalidArgument,
+                fmt::format("{} {}: {}", flag, option, parsed.error().message()));
+  }
+  (bytes ? limit.bytes : limit.ops) = *parsed;
+  return {};
+}
+
+}  // namespace
 
 Result<void> VmConfig::validate() const {
   if (kernel.empty()) {
@@ -52,14 +68,8 @@ Result<DiskConfig> VmConfig::parseDisk(const std::string& spec) {
                     fmt::format("--disk id '{}' must be 1-20 bytes (virtio-blk ID)", disk.id));
       }
     } else if (option.rfind("bps=", 0) == 0 || option.rfind("iops=", 0) == 0) {
-      const bool bytes = option[0] == 'b';
-      auto limit = parseRateLimit(option.substr(option.find('=') + 1),
-                                  bytes ? RateUnit::kBytes : RateUnit::kOps);
-      if (!limit) {
-        return fail(Errc::kInvalidArgument,
-                    fmt::format("--disk {}: {}", option, limit.error().message()));
-      }
-      (bytes ? disk.limit.bytes : disk.limit.ops) = *limit;
+      NV_TRY(setRateLimit(disk.limit, option[0] == 'b', option.substr(option.find('=') + 1),
+                          "--disk", option));
     } else {
       return fail(Errc::kInvalidArgument,
                   fmt::format("--disk option '{}' is not ro, rw, id=SERIAL, bps=RATE or iops=RATE",
@@ -121,13 +131,7 @@ Result<NetConfig> VmConfig::parseNet(const std::string& spec) {
       }
       net.mac = *mac;
     } else if (key == "bps" || key == "pps") {
-      const bool bytes = key == "bps";
-      auto limit = parseRateLimit(value, bytes ? RateUnit::kBytes : RateUnit::kOps);
-      if (!limit) {
-        return fail(Errc::kInvalidArgument,
-                    fmt::format("--net {}: {}", option, limit.error().message()));
-      }
-      (bytes ? net.limit.bytes : net.limit.ops) = *limit;
+      NV_TRY(setRateLimit(net.limit, key == "bps", value, "--net", option));
     } else {
       return fail(Errc::kInvalidArgument,
                   fmt::format("--net option '{}' is not tap=NAME, fd=N, mac=MAC, bps=RATE or "
